@@ -1,0 +1,1 @@
+"""errands: a durable Python task queue. Public names only."""

@@ -1,0 +1,37 @@
+"""Brokers by URL: `from_url` picks an opener by scheme and imports its module lazily."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Final
+from urllib.parse import urlsplit
+
+from errands.brokers.contract import Broker
+from errands.clock import Clock, SystemClock
+from errands.errors import UnknownBrokerScheme
+
+Opener = Callable[[str, Clock], Broker]
+
+
+def _open_memory(url: str, clock: Clock) -> Broker:
+    from errands.brokers.memory import MemoryBroker
+
+    return MemoryBroker(clock=clock)
+
+
+def _open_sqlite(url: str, clock: Clock) -> Broker:
+    from errands.brokers.sqlite.broker import SQLiteBroker
+
+    return SQLiteBroker.from_url(url, clock=clock)
+
+
+OPENERS: Final[Mapping[str, Opener]] = {"memory": _open_memory, "sqlite": _open_sqlite}
+
+
+def from_url(url: str, *, clock: Clock | None = None) -> Broker:
+    """A broker for `url` (`memory://`, `sqlite:///path.db`), not yet opened."""
+    scheme = urlsplit(url).scheme
+    opener = OPENERS.get(scheme)
+    if opener is None:
+        raise UnknownBrokerScheme(url, OPENERS)
+    return opener(url, clock or SystemClock())

@@ -1,0 +1,235 @@
+"""The Broker contract: every verb any broker offers, and the records those verbs return.
+
+Each write takes a batch (one job is a batch of one) and is atomic: it lands whole or not at
+all. Claims hand back raw payloads for the worker to decode, so a bad payload never breaks a
+broker. Time: brokers read the injected Clock; tests pass a FakeClock, production the system
+clock. The memory broker is the reference; tests/conformance holds every broker to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from errands.job import Job, JobId, JobSpec, JobState, Progress
+from errands.lease import Lease
+from errands.outcome import Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a broker does; a gap carries the reason the conformance suite prints as it skips."""
+
+    name: str
+    notify: bool = True  # wait_ready/wait_done are pushed, not polled
+    cross_process: bool = True  # workers in other processes share the jobs
+    transactional_enqueue: bool = False
+    priority_levels: int | None = None  # None: any int
+    gaps: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    """One spec's fate: the id it is stored under and whether it matched an existing key."""
+
+    job_id: JobId
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A job now running under `lease`; `job.payload` is still undecoded."""
+
+    job: Job
+    lease: Lease
+
+
+@dataclass(frozen=True, slots=True)
+class Extended:
+    """Leases whose token held (with their new expiry) and the ids with a cancel pending."""
+
+    leases: list[Lease]
+    cancel_requested: list[JobId]
+
+
+@dataclass(frozen=True, slots=True)
+class RescueReport:
+    """What one rescue pass did with expired leases."""
+
+    retried: list[JobId] = field(default_factory=list)
+    failed: list[JobId] = field(default_factory=list)
+    cancelled: list[JobId] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        """Jobs moved in this pass."""
+        return len(self.retried) + len(self.failed) + len(self.cancelled)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """A worker's heartbeat, carried by extend; `seen_at` is set by the broker."""
+
+    id: str
+    hostname: str
+    pid: int
+    queues: tuple[str, ...]
+    concurrency: int
+    started_at: datetime
+    running: int = 0
+    seen_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobQuery:
+    """A filter for list_jobs; pages go by id (keyset), newest first."""
+
+    queue: str | None = None
+    states: tuple[JobState, ...] = ()
+    task: str | None = None
+    limit: int = 100
+    before_id: JobId | None = None  # the cursor: ids strictly older than this
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of list_jobs; `next_cursor` feeds JobQuery.before_id, None on the last page."""
+
+    jobs: list[Job]
+    next_cursor: JobId | None
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """Jobs per queue and state, and whether each queue is paused."""
+
+    by_queue: Mapping[str, Mapping[JobState, int]]
+    paused: frozenset[str] = frozenset()
+
+    def total(self, state: JobState) -> int:
+        """Jobs in `state` across all queues."""
+        return sum(states.get(state, 0) for states in self.by_queue.values())
+
+
+class Broker(Protocol):
+    """Stores all state and hands jobs out; the only code that talks to a server."""
+
+    capabilities: Capabilities
+
+    async def open(self) -> None:
+        """Connect (and migrate); idempotent."""
+        ...
+
+    async def close(self) -> None:
+        """Disconnect; idempotent. Nothing stored is lost."""
+        ...
+
+    async def migrate(self) -> None:
+        """Apply pending schema migrations under a lock; idempotent."""
+        ...
+
+    async def enqueue_many(self, specs: Sequence[JobSpec]) -> list[Enqueued]:
+        """Store every spec in one atomic write, in order.
+
+        A spec whose idempotency key matches a live job, or a finished one whose result has not
+        expired, stores nothing and returns that job's id with `duplicate=True`. A spec with a
+        future `scheduled_at` is `scheduled`, otherwise `available`.
+        """
+        ...
+
+    async def claim(
+        self, queues: Sequence[str], n: int, lease: timedelta, *, worker_id: str
+    ) -> list[Claimed]:
+        """Move up to `n` claimable jobs of `queues` to `running` in one atomic write.
+
+        Due `scheduled` and `retryable` jobs are promoted first. Order: priority (high first),
+        then scheduled_at, then id. Paused queues are skipped. Each job gets attempt + 1, a
+        fresh token and expires_at = now + lease.
+        """
+        ...
+
+    async def extend(
+        self,
+        leases: Sequence[Lease],
+        lease: timedelta,
+        *,
+        heartbeat: WorkerInfo,
+        progress: Mapping[JobId, Progress],
+    ) -> Extended:
+        """Set expires_at = now + lease for each lease whose token holds; record the heartbeat
+        and progress in the same write. A lease that lost its token is left out of the reply."""
+        ...
+
+    async def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """Apply each outcome whose token holds, in one write; False: lease lost, nothing changed.
+
+        Completed stores the result until now + result_ttl; Retrying counts a failure and waits
+        `delay` as `retryable`; Crashed counts a crash (failed/crashed at max_crashes);
+        Failed dead-letters; Cancelled ends; Released is available again; Snoozed is scheduled.
+        """
+        ...
+
+    async def wait_ready(self, queues: Sequence[str], timeout: timedelta) -> None:
+        """Return when a job in `queues` may be claimable, or at the timeout: a hint only."""
+        ...
+
+    async def wait_done(self, job_ids: Sequence[JobId], timeout: timedelta) -> list[Job]:
+        """Return the jobs once all are terminal, or as they are at the timeout.
+
+        Unknown ids are left out of the reply.
+        """
+        ...
+
+    async def rescue(self, *, limit: int) -> RescueReport:
+        """Expired leases: `cancelled` if a cancel was pending, else crashes + 1 and `retryable`,
+        or `failed` with reason `crashed` once crashes reach max_crashes."""
+        ...
+
+    async def promote(self, *, limit: int) -> int:
+        """Due `scheduled` and `retryable` jobs -> `available`; returns how many moved."""
+        ...
+
+    async def prune(self, *, finished_before: datetime, limit: int) -> int:
+        """Drop results past result_expires_at and delete terminal jobs finished before
+        `finished_before`; returns the jobs deleted."""
+        ...
+
+    async def get(self, job_ids: Sequence[JobId]) -> list[Job]:
+        """The jobs with these ids, in the order asked; unknown ids are left out."""
+        ...
+
+    async def list_jobs(self, query: JobQuery) -> Page:
+        """A filtered page, newest first, by keyset on id."""
+        ...
+
+    async def counts(self, queues: Sequence[str] | None = None) -> Counts:
+        """Jobs per queue and state (all queues when None)."""
+        ...
+
+    async def workers(self) -> list[WorkerInfo]:
+        """Workers whose last heartbeat is recent."""
+        ...
+
+    async def cancel(self, job_ids: Sequence[JobId], *, reason: str = "requested") -> list[Job]:
+        """Waiting jobs end `cancelled` at once; running ones get a cancel request that extend
+        reports and rescue applies; terminal ones are unchanged. Returns the jobs after."""
+        ...
+
+    async def requeue(self, job_ids: Sequence[JobId]) -> list[Job]:
+        """`failed` and `cancelled` jobs -> `available` with fresh failure and crash budgets;
+        other states are unchanged. Returns the jobs after."""
+        ...
+
+    async def purge(self, queue: str, states: Sequence[JobState]) -> int:
+        """Delete jobs of `queue` in the given (non-running) states; returns how many."""
+        ...
+
+    async def pause(self, queues: Sequence[str]) -> None:
+        """Claims skip these queues until resumed."""
+        ...
+
+    async def resume(self, queues: Sequence[str]) -> None:
+        """Undo pause."""
+        ...

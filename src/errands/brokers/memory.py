@@ -1,0 +1,529 @@
+"""MemoryBroker: the reference implementation of the Broker contract in plain Python.
+
+One process and one event loop; dicts hold the jobs and TRANSITIONS is followed literally. Where
+a conformance test is unclear, this broker's behaviour is the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from errands.brokers.contract import (
+    Capabilities,
+    Claimed,
+    Counts,
+    Enqueued,
+    Extended,
+    JobQuery,
+    Page,
+    RescueReport,
+    WorkerInfo,
+)
+from errands.clock import Clock, SystemClock
+from errands.job import (
+    TERMINAL_STATES,
+    TRANSITIONS,
+    AttemptError,
+    CancelReason,
+    ErrorKind,
+    FailReason,
+    Job,
+    JobId,
+    JobSpec,
+    JobState,
+    Progress,
+)
+from errands.lease import Lease, new_token
+from errands.outcome import (
+    Cancelled,
+    Completed,
+    Crashed,
+    Failed,
+    Outcome,
+    Released,
+    Retrying,
+    Snoozed,
+)
+
+WORKER_TTL = timedelta(seconds=60)
+_CLAIMABLE_LATER = (JobState.SCHEDULED, JobState.RETRYABLE)
+
+
+class MemoryBroker:
+    """Jobs in dicts; wake-ups by asyncio.Condition. Not shared between processes."""
+
+    capabilities = Capabilities(name="memory", cross_process=False)
+
+    def __init__(self, *, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
+        self._jobs: dict[JobId, Job] = {}
+        self._tokens: dict[JobId, str] = {}
+        self._keys: dict[str, JobId] = {}
+        self._paused: set[str] = set()
+        self._queues: set[str] = set()
+        self._workers: dict[str, WorkerInfo] = {}
+        self._changed: asyncio.Condition | None = None
+        self.calls = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Nothing to connect to."""
+
+    async def close(self) -> None:
+        """Nothing to disconnect; the jobs stay for a later open()."""
+
+    async def migrate(self) -> None:
+        """No schema."""
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _condition(self) -> asyncio.Condition:
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        return self._changed
+
+    async def _notify(self) -> None:
+        condition = self._condition()
+        async with condition:
+            condition.notify_all()
+
+    def _move(self, job: Job, state: JobState, **changes: object) -> Job:
+        if state not in TRANSITIONS[job.state]:
+            raise AssertionError(f"illegal transition {job.state} -> {state} for {job.id}")
+        if job.state is JobState.RUNNING:
+            self._tokens.pop(job.id, None)
+            changes.setdefault("lease_expires_at", None)
+        if state in TERMINAL_STATES:
+            now = self._clock.now()
+            changes.setdefault("finished_at", now)
+            changes.setdefault("result_expires_at", now + job.result_ttl)
+        moved = job.evolve(state=state, **changes)
+        self._jobs[job.id] = moved
+        return moved
+
+    def _key_owner(self, key: str, now: datetime) -> JobId | None:
+        owner = self._keys.get(key)
+        if owner is None or owner not in self._jobs:
+            return None
+        job = self._jobs[owner]
+        expired = job.state in TERMINAL_STATES and (
+            job.result_expires_at is not None and job.result_expires_at <= now
+        )
+        return None if expired else owner
+
+    # -- producing -----------------------------------------------------------------------------
+
+    async def enqueue_many(self, specs: Sequence[JobSpec]) -> list[Enqueued]:
+        """Store every spec at once; see Broker.enqueue_many."""
+        self.calls += 1
+        now = self._clock.now()
+        out: list[Enqueued] = []
+        for spec in specs:
+            owner = self._key_owner(spec.idempotency_key, now) if spec.idempotency_key else None
+            if owner is not None:
+                out.append(Enqueued(owner, duplicate=True))
+                continue
+            self._jobs[spec.id] = _new_job(spec, now)
+            self._queues.add(spec.queue)
+            if spec.idempotency_key:
+                self._keys[spec.idempotency_key] = spec.id
+            out.append(Enqueued(spec.id))
+        await self._notify()
+        return out
+
+    # -- working -------------------------------------------------------------------------------
+
+    def _promote_due(self, queues: Iterable[str] | None, limit: int) -> int:
+        now = self._clock.now()
+        wanted = set(queues) if queues is not None else None
+        moved = 0
+        for job in list(self._jobs.values()):
+            if moved >= limit:
+                break
+            if job.state not in _CLAIMABLE_LATER or (
+                wanted is not None and job.queue not in wanted
+            ):
+                continue
+            if job.scheduled_at is not None and job.scheduled_at <= now:
+                self._move(job, JobState.AVAILABLE)
+                moved += 1
+        return moved
+
+    async def claim(
+        self, queues: Sequence[str], n: int, lease: timedelta, *, worker_id: str
+    ) -> list[Claimed]:
+        """Lease up to `n` jobs; see Broker.claim."""
+        self.calls += 1
+        if n <= 0:
+            return []
+        self._promote_due(queues, limit=1 << 30)
+        wanted = set(queues) - self._paused
+        ready = [
+            j for j in self._jobs.values() if j.state is JobState.AVAILABLE and j.queue in wanted
+        ]
+        ready.sort(key=_claim_order)
+        now = self._clock.now()
+        claimed: list[Claimed] = []
+        for job in ready[:n]:
+            token = new_token()
+            running = self._move(
+                job,
+                JobState.RUNNING,
+                attempt=job.attempt + 1,
+                started_at=now,
+                lease_expires_at=now + lease,
+                worker_id=worker_id,
+                cancel_requested=False,
+            )
+            self._tokens[job.id] = token
+            claimed.append(Claimed(running, Lease(job.id, running.attempt, token, now + lease)))
+        return claimed
+
+    def _holds(self, lease: Lease) -> Job | None:
+        job = self._jobs.get(lease.job_id)
+        if job is None or job.state is not JobState.RUNNING:
+            return None
+        return job if self._tokens.get(lease.job_id) == lease.token else None
+
+    async def extend(
+        self,
+        leases: Sequence[Lease],
+        lease: timedelta,
+        *,
+        heartbeat: WorkerInfo,
+        progress: Mapping[JobId, Progress],
+    ) -> Extended:
+        """Push back every held lease; see Broker.extend."""
+        self.calls += 1
+        now = self._clock.now()
+        kept: list[Lease] = []
+        cancels: list[JobId] = []
+        for held in leases:
+            job = self._holds(held)
+            if job is None:
+                continue
+            changes: dict[str, object] = {"lease_expires_at": now + lease}
+            if held.job_id in progress:
+                changes["progress"] = progress[held.job_id]
+            self._jobs[job.id] = job.evolve(**changes)
+            kept.append(held.extended_to(now + lease))
+            if job.cancel_requested:
+                cancels.append(job.id)
+        self._workers[heartbeat.id] = replace(heartbeat, seen_at=now)
+        return Extended(kept, cancels)
+
+    async def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """Apply outcomes whose lease holds; see Broker.finish."""
+        self.calls += 1
+        applied = []
+        for outcome in outcomes:
+            job = self._holds(outcome.lease)
+            if job is not None:
+                self._apply(job, outcome)
+            applied.append(job is not None)
+        await self._notify()
+        return applied
+
+    def _apply(self, job: Job, outcome: Outcome) -> None:
+        now = self._clock.now()
+        match outcome:
+            case Completed(result=result):
+                self._move(job, JobState.COMPLETED, result=result)
+            case Retrying(error=error, delay=delay):
+                self._move(
+                    job,
+                    JobState.RETRYABLE,
+                    failures=job.failures + 1,
+                    errors=(*job.errors, error),
+                    scheduled_at=now + delay,
+                )
+            case Failed(reason=reason, error=error):
+                extra = (
+                    {}
+                    if error is None
+                    else {"failures": job.failures + 1, "errors": (*job.errors, error)}
+                )
+                self._move(job, JobState.FAILED, fail_reason=reason, **extra)
+            case Crashed(error=error, delay=delay):
+                self._crash(job, error, now + delay)
+            case Cancelled(reason=reason):
+                self._move(job, JobState.CANCELLED, cancel_reason=reason)
+            case Released():
+                self._move(job, JobState.AVAILABLE)
+            case Snoozed(delay=delay):
+                self._move(job, JobState.SCHEDULED, scheduled_at=now + delay)
+
+    def _crash(self, job: Job, error: AttemptError, retry_at: datetime) -> Job:
+        crashes, errors = job.crashes + 1, (*job.errors, error)
+        if crashes >= job.max_crashes:
+            return self._move(
+                job, JobState.FAILED, crashes=crashes, errors=errors, fail_reason=FailReason.CRASHED
+            )
+        return self._move(
+            job, JobState.RETRYABLE, crashes=crashes, errors=errors, scheduled_at=retry_at
+        )
+
+    async def wait_ready(self, queues: Sequence[str], timeout: timedelta) -> None:
+        """Wait for an enqueue or finish, or the timeout; see Broker.wait_ready."""
+        if self._has_ready(queues):
+            return
+        condition = self._condition()
+        async with condition:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    condition.wait(),
+                    _wait_seconds(timeout, self._next_due(queues), self._clock.now()),
+                )
+
+    def _has_ready(self, queues: Sequence[str]) -> bool:
+        wanted = set(queues) - self._paused
+        now = self._clock.now()
+        for job in self._jobs.values():
+            if job.queue not in wanted:
+                continue
+            if job.state is JobState.AVAILABLE:
+                return True
+            if (
+                job.state in _CLAIMABLE_LATER
+                and job.scheduled_at is not None
+                and job.scheduled_at <= now
+            ):
+                return True
+        return False
+
+    def _next_due(self, queues: Sequence[str]) -> datetime | None:
+        wanted = set(queues)
+        due = [
+            j.scheduled_at
+            for j in self._jobs.values()
+            if j.state in _CLAIMABLE_LATER and j.queue in wanted and j.scheduled_at is not None
+        ]
+        return min(due, default=None)
+
+    async def wait_done(self, job_ids: Sequence[JobId], timeout: timedelta) -> list[Job]:
+        """Wait until every job is terminal, or the timeout; see Broker.wait_done."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout.total_seconds()
+        condition = self._condition()
+        async with condition:
+            while True:
+                jobs = [self._jobs[i] for i in job_ids if i in self._jobs]
+                left = deadline - loop.time()
+                if all(j.state in TERMINAL_STATES for j in jobs) or left <= 0:
+                    return jobs
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(condition.wait(), left)
+
+    # -- maintenance ---------------------------------------------------------------------------
+
+    async def rescue(self, *, limit: int) -> RescueReport:
+        """Recover expired leases; see Broker.rescue."""
+        self.calls += 1
+        now = self._clock.now()
+        report = RescueReport()
+        for job in list(self._jobs.values()):
+            if report.total >= limit:
+                break
+            if (
+                job.state is not JobState.RUNNING
+                or job.lease_expires_at is None
+                or job.lease_expires_at > now
+            ):
+                continue
+            if job.cancel_requested:
+                self._move(job, JobState.CANCELLED, cancel_reason=CancelReason.REQUESTED)
+                report.cancelled.append(job.id)
+                continue
+            error = AttemptError(
+                attempt=job.attempt,
+                kind=ErrorKind.LEASE_EXPIRED,
+                type="LeaseExpired",
+                message=f"lease of worker {job.worker_id} expired at {job.lease_expires_at:%H:%M:%S}",
+                at=now,
+            )
+            moved = self._crash(job, error, now)
+            (report.failed if moved.state is JobState.FAILED else report.retried).append(job.id)
+        if report.total:
+            await self._notify()
+        return report
+
+    async def promote(self, *, limit: int) -> int:
+        """Due scheduled and retryable jobs become available; see Broker.promote."""
+        self.calls += 1
+        moved = self._promote_due(None, limit)
+        if moved:
+            await self._notify()
+        return moved
+
+    async def prune(self, *, finished_before: datetime, limit: int) -> int:
+        """Drop expired results and old terminal jobs; see Broker.prune."""
+        self.calls += 1
+        now = self._clock.now()
+        deleted = 0
+        for job in list(self._jobs.values()):
+            if job.state not in TERMINAL_STATES:
+                continue
+            if (
+                job.finished_at is not None
+                and job.finished_at < finished_before
+                and deleted < limit
+            ):
+                self._delete(job.id)
+                deleted += 1
+            elif (
+                job.result is not None
+                and job.result_expires_at is not None
+                and job.result_expires_at <= now
+            ):
+                self._jobs[job.id] = job.evolve(result=None)
+        return deleted
+
+    def _delete(self, job_id: JobId) -> None:
+        job = self._jobs.pop(job_id)
+        self._tokens.pop(job_id, None)
+        if job.idempotency_key and self._keys.get(job.idempotency_key) == job_id:
+            del self._keys[job.idempotency_key]
+
+    # -- inspecting ----------------------------------------------------------------------------
+
+    async def get(self, job_ids: Sequence[JobId]) -> list[Job]:
+        """Jobs by id, in order; unknown ids left out."""
+        self.calls += 1
+        return [self._jobs[i] for i in job_ids if i in self._jobs]
+
+    async def list_jobs(self, query: JobQuery) -> Page:
+        """A page of jobs, newest first; see Broker.list_jobs."""
+        self.calls += 1
+        matching = sorted(
+            (j for j in self._jobs.values() if _matches(j, query)), key=lambda j: j.id, reverse=True
+        )
+        page = matching[: query.limit]
+        more = len(matching) > query.limit
+        return Page(page, page[-1].id if more and page else None)
+
+    async def counts(self, queues: Sequence[str] | None = None) -> Counts:
+        """Jobs per queue and state."""
+        self.calls += 1
+        wanted = set(queues) if queues is not None else None
+        by_queue: dict[str, dict[JobState, int]] = {}
+        for name in self._queues if wanted is None else wanted:
+            by_queue.setdefault(name, {})
+        for job in self._jobs.values():
+            if wanted is None or job.queue in wanted:
+                states = by_queue.setdefault(job.queue, {})
+                states[job.state] = states.get(job.state, 0) + 1
+        return Counts(by_queue, frozenset(self._paused))
+
+    async def workers(self) -> list[WorkerInfo]:
+        """Workers seen within WORKER_TTL."""
+        self.calls += 1
+        cutoff = self._clock.now() - WORKER_TTL
+        return [w for w in self._workers.values() if w.seen_at is not None and w.seen_at >= cutoff]
+
+    # -- controlling ---------------------------------------------------------------------------
+
+    async def cancel(self, job_ids: Sequence[JobId], *, reason: str = "requested") -> list[Job]:
+        """Cancel waiting jobs now and request it of running ones; see Broker.cancel."""
+        self.calls += 1
+        why = CancelReason(reason)
+        for job_id in job_ids:
+            job = self._jobs.get(job_id)
+            if job is None or job.state in TERMINAL_STATES:
+                continue
+            if job.state is JobState.RUNNING:
+                self._jobs[job_id] = job.evolve(cancel_requested=True)
+            else:
+                self._move(job, JobState.CANCELLED, cancel_reason=why)
+        await self._notify()
+        return [self._jobs[i] for i in job_ids if i in self._jobs]
+
+    async def requeue(self, job_ids: Sequence[JobId]) -> list[Job]:
+        """Failed and cancelled jobs run again with fresh budgets; see Broker.requeue."""
+        self.calls += 1
+        now = self._clock.now()
+        for job_id in job_ids:
+            job = self._jobs.get(job_id)
+            if job is None or job.state not in (JobState.FAILED, JobState.CANCELLED):
+                continue
+            self._move(
+                job,
+                JobState.AVAILABLE,
+                failures=0,
+                crashes=0,
+                fail_reason=None,
+                cancel_reason=None,
+                cancel_requested=False,
+                scheduled_at=now,
+                finished_at=None,
+                result=None,
+                result_expires_at=None,
+            )
+        await self._notify()
+        return [self._jobs[i] for i in job_ids if i in self._jobs]
+
+    async def purge(self, queue: str, states: Sequence[JobState]) -> int:
+        """Delete the queue's jobs in `states`, never running ones."""
+        self.calls += 1
+        doomed = [
+            j.id
+            for j in self._jobs.values()
+            if j.queue == queue and j.state in states and j.state is not JobState.RUNNING
+        ]
+        for job_id in doomed:
+            self._delete(job_id)
+        return len(doomed)
+
+    async def pause(self, queues: Sequence[str]) -> None:
+        """Claims skip these queues."""
+        self._paused.update(queues)
+        self._queues.update(queues)
+
+    async def resume(self, queues: Sequence[str]) -> None:
+        """Claims take these queues again."""
+        self._paused.difference_update(queues)
+        await self._notify()
+
+
+def _new_job(spec: JobSpec, now: datetime) -> Job:
+    later = spec.scheduled_at is not None and spec.scheduled_at > now
+    return Job(
+        id=spec.id,
+        task=spec.task,
+        queue=spec.queue,
+        state=JobState.SCHEDULED if later else JobState.AVAILABLE,
+        payload=spec.payload,
+        priority=spec.priority,
+        max_attempts=spec.max_attempts,
+        max_crashes=spec.max_crashes,
+        enqueued_at=now,
+        scheduled_at=spec.scheduled_at if later else now,
+        result_ttl=spec.result_ttl,
+        idempotency_key=spec.idempotency_key,
+    )
+
+
+def _claim_order(job: Job) -> tuple[int, datetime, str]:
+    assert job.scheduled_at is not None
+    return (-job.priority, job.scheduled_at, job.id)
+
+
+def _matches(job: Job, query: JobQuery) -> bool:
+    if query.queue is not None and job.queue != query.queue:
+        return False
+    if query.states and job.state not in query.states:
+        return False
+    if query.task is not None and job.task != query.task:
+        return False
+    return query.before_id is None or job.id < query.before_id
+
+
+def _wait_seconds(timeout: timedelta, next_due: datetime | None, now: datetime) -> float:
+    seconds = timeout.total_seconds()
+    if next_due is not None:
+        seconds = min(seconds, max(0.0, (next_due - now).total_seconds()))
+    return max(0.0, seconds)
