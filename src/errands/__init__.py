@@ -1,1 +1,75 @@
 """errands: a durable Python task queue. Public names only."""
+
+from errands.app import App
+from errands.brokers import from_url
+from errands.brokers.contract import Broker, Capabilities, Claimed, JobQuery, WorkerInfo
+from errands.errors import (
+    BlockingCallInEventLoop,
+    BrokerError,
+    BrokerFull,
+    BrokerUnavailable,
+    ErrandsError,
+    JobFailed,
+    JobNotFound,
+    LeaseLost,
+    MalformedMessage,
+    ResultTimeout,
+    Retry,
+    TaskNotRegistered,
+    Timeout,
+)
+from errands.handle import JobCancelled, JobHandle, ResultExpired
+from errands.job import (
+    AttemptError,
+    CancelReason,
+    ErrorKind,
+    FailReason,
+    Job,
+    JobSpec,
+    JobState,
+)
+from errands.lease import Lease
+from errands.retry import RetryPolicy
+from errands.settings import Settings
+from errands.task import Call, Task, TaskOptions
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "App",
+    "AttemptError",
+    "BlockingCallInEventLoop",
+    "Broker",
+    "BrokerError",
+    "BrokerFull",
+    "BrokerUnavailable",
+    "Call",
+    "CancelReason",
+    "Capabilities",
+    "Claimed",
+    "ErrandsError",
+    "ErrorKind",
+    "FailReason",
+    "Job",
+    "JobCancelled",
+    "JobFailed",
+    "JobHandle",
+    "JobNotFound",
+    "JobQuery",
+    "JobSpec",
+    "JobState",
+    "Lease",
+    "LeaseLost",
+    "MalformedMessage",
+    "ResultExpired",
+    "ResultTimeout",
+    "Retry",
+    "RetryPolicy",
+    "Settings",
+    "Task",
+    "TaskNotRegistered",
+    "TaskOptions",
+    "Timeout",
+    "WorkerInfo",
+    "from_url",
+]

@@ -343,7 +343,7 @@ class MemoryBroker:
                 attempt=job.attempt,
                 kind=ErrorKind.LEASE_EXPIRED,
                 type="LeaseExpired",
-                message=f"lease of worker {job.worker_id} expired at {job.lease_expires_at:%H:%M:%S}",
+                message=f"lease of worker {job.worker_id} expired at {job.lease_expires_at:%T}",
                 at=now,
             )
             moved = self._crash(job, error, now)

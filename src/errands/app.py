@@ -1,0 +1,264 @@
+"""App: the registry of tasks, the broker, the settings and the clock; never a global.
+
+Producers, workers and the CLI all start from an App. Its broker lives on the App's portal
+loop, so every async verb runs there, whichever thread or loop calls it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import inspect
+import os
+import sys
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+
+from errands.brokers import from_url
+from errands.brokers.contract import Broker
+from errands.clock import Clock, SystemClock
+from errands.errors import TaskNotRegistered
+from errands.handle import JobHandle
+from errands.job import JobId
+from errands.portal import Portal
+from errands.retry import RetryPolicy
+from errands.settings import Settings
+from errands.task import Call, PoolName, Task, TaskOptions, default_pool
+
+if TYPE_CHECKING:
+    from errands.worker.worker import Worker
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+
+class App:
+    """Tasks and the broker they share. `App()` reads ERRANDS_BROKER_URL, else ./errands.db."""
+
+    def __init__(
+        self,
+        broker_url: str | None = None,
+        *,
+        broker: Broker | None = None,
+        clock: Clock | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        base = settings or Settings.from_env()
+        if broker_url is not None:
+            base = Settings(**{**_asdict(base), "broker_url": broker_url})
+        self.settings = base
+        self.clock: Clock = clock or SystemClock()
+        self.registry: dict[str, Task[..., Any]] = {}
+        self.portal = Portal()
+        self._broker = broker
+        self._opened: asyncio.Future[None] | None = None
+        self._opened_pid = os.getpid()
+        #: Where the App can be imported from, for process-pool children ("module:attr").
+        self.import_ref: str | None = None
+        self._module = _caller_module()
+        atexit.register(self.close)
+
+    def __repr__(self) -> str:
+        return f"<App {self.settings.broker_url} tasks={len(self.registry)}>"
+
+    # -- tasks ---------------------------------------------------------------------------------
+
+    @overload
+    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+    @overload
+    def task(
+        self,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        max_attempts: int | None = None,
+        max_crashes: int | None = None,
+        retry: RetryPolicy | None = None,
+        dont_retry: tuple[type[BaseException], ...] = (),
+        timeout: timedelta | None = None,
+        pool: PoolName | None = None,
+        result_ttl: timedelta | None = None,
+    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+    def task(  # type: ignore[misc]
+        self,
+        fn: Callable[..., Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        max_attempts: int | None = None,
+        max_crashes: int | None = None,
+        retry: RetryPolicy | None = None,
+        dont_retry: tuple[type[BaseException], ...] = (),
+        timeout: timedelta | None = None,
+        pool: PoolName | None = None,
+        result_ttl: timedelta | None = None,
+    ) -> Any:
+        """Register a function as a task: `@app.task` or `@app.task(queue="mail", ...)`."""
+        if timeout is not None and not isinstance(timeout, timedelta):
+            raise TypeError(f"timeout must be a timedelta, got {timeout!r}")
+        if pool is not None and pool not in ("async", "thread", "process"):
+            raise ValueError(f"pool must be 'async', 'thread' or 'process', got {pool!r}")
+        policy = retry or RetryPolicy()
+        if dont_retry:
+            policy = RetryPolicy(policy.base, policy.cap, policy.jitter, dont_retry, policy.rng)
+
+        def register(func: Callable[..., Any]) -> Task[..., Any]:
+            options = TaskOptions(
+                queue=queue,
+                priority=priority,
+                max_attempts=max_attempts or self.settings.max_attempts,
+                max_crashes=max_crashes or self.settings.max_crashes,
+                retry=policy,
+                timeout=timeout,
+                pool=pool or default_pool(func),
+                result_ttl=result_ttl or self.settings.result_ttl,
+            )
+            task_name = name or _default_name(func)
+            if task_name in self.registry and self.registry[task_name].fn is not func:
+                raise ValueError(f"a different function is already registered as {task_name!r}")
+            task: Task[..., Any] = Task(self, func, task_name, options)
+            self.registry[task_name] = task
+            return task
+
+        return register(fn) if fn is not None else register
+
+    def get_task(self, name: str) -> Task[..., Any]:
+        """The task registered as `name`, or TaskNotRegistered naming it."""
+        try:
+            return self.registry[name]
+        except KeyError:
+            raise TaskNotRegistered(name, self.registry) from None
+
+    @property
+    def queues(self) -> list[str]:
+        """Every queue a registered task uses, sorted (at least "default")."""
+        return sorted({t.defaults.queue for t in self.registry.values()} | {"default"})
+
+    # -- the broker ----------------------------------------------------------------------------
+
+    @property
+    def broker(self) -> Broker:
+        """The App's broker (made from the URL on first use; opened by `call_broker`)."""
+        if self._broker is None:
+            self._broker = from_url(self.settings.broker_url, clock=self.clock)
+        return self._broker
+
+    async def open_async(self) -> Broker:
+        """Open the broker once, on the portal's loop."""
+        if self._opened_pid != os.getpid():
+            self._opened, self._opened_pid, self._broker = None, os.getpid(), None
+        if self._opened is None:
+            self._opened = asyncio.get_running_loop().create_future()
+            try:
+                await self.broker.open()
+            except BaseException as error:
+                self._opened.set_exception(error)
+                self._opened = None
+                raise
+            self._opened.set_result(None)
+        await asyncio.shield(self._opened)
+        return self.broker
+
+    async def call_broker(self, verb: Callable[[Broker], Awaitable[T]]) -> T:
+        """Run `verb(broker)` on the portal's loop, opening the broker first."""
+
+        async def run() -> T:
+            return await verb(await self.open_async())
+
+        return await self.portal.run(run)
+
+    # -- producing -----------------------------------------------------------------------------
+
+    async def enqueue_many_async(self, calls: Iterable[Call]) -> list[JobHandle[Any]]:
+        """Store the calls (of any tasks) as jobs in one atomic write, in order."""
+        specs = [call.spec() for call in calls]
+        if not specs:
+            return []
+        stored = await self.call_broker(lambda b: b.enqueue_many(specs))
+        return [JobHandle(self, e.job_id, duplicate=e.duplicate) for e in stored]
+
+    def enqueue_many(self, calls: Iterable[Call]) -> list[JobHandle[Any]]:
+        """Blocking twin of `enqueue_many_async`."""
+        return self.portal.call(self.enqueue_many_async, list(calls))
+
+    def job(self, job_id: JobId) -> JobHandle[Any]:
+        """A handle on an existing job by id (no round trip)."""
+        return JobHandle(self, job_id)
+
+    # -- running -------------------------------------------------------------------------------
+
+    def worker(self, **options: Any) -> Worker:
+        """A Worker for this App (see errands.worker.Worker for the options)."""
+        from errands.worker.worker import Worker
+
+        return Worker(self, **options)
+
+    async def run_until_idle_async(
+        self, *, queues: Sequence[str] | None = None, **options: Any
+    ) -> int:
+        """Run an in-process worker until no job is claimable or running; returns jobs run."""
+
+        async def run() -> int:
+            worker = self.worker(queues=queues, **options)
+            return await worker.run(until_idle=True)
+
+        return await self.portal.run(run)
+
+    def run_until_idle(self, *, queues: Sequence[str] | None = None, **options: Any) -> int:
+        """Blocking twin of `run_until_idle_async`."""
+        return self.portal.call(self.run_until_idle_async, queues=queues, **options)
+
+    # -- closing -------------------------------------------------------------------------------
+
+    async def close_async(self) -> None:
+        """Close the broker (it reopens on next use)."""
+        if self._opened is not None and self._opened_pid == os.getpid():
+            self._opened = None
+            await self.broker.close()
+
+    def close(self) -> None:
+        """Close the broker and stop the portal thread."""
+        if self._opened is not None and self._opened_pid == os.getpid():
+            loop = self.portal.loop
+            if loop.is_running() and not self.portal.owns_running_loop():
+                # Closing at exit must not raise.
+                with contextlib.suppress(Exception):
+                    asyncio.run_coroutine_threadsafe(self.close_async(), loop).result(timeout=10)
+        self.portal.stop()
+
+    def locate(self) -> str:
+        """ "module:attr" where this App can be imported, for process-pool children."""
+        if self.import_ref:
+            return self.import_ref
+        module = sys.modules.get(self._module)
+        for attr, value in vars(module).items() if module else ():
+            if value is self:
+                return f"{self._module}:{attr}"
+        raise RuntimeError(
+            f"cannot find this App in module {self._module!r}: define it at module level "
+            "or set app.import_ref = 'module:attr' for the process pool"
+        )
+
+
+def _default_name(func: Callable[..., Any]) -> str:
+    # A script runs as __main__ but is imported as __mp_main__ in process-pool children.
+    module = "__main__" if func.__module__ == "__mp_main__" else func.__module__
+    return f"{module}.{func.__qualname__}"
+
+
+def _caller_module() -> str:
+    frame = inspect.currentframe()
+    caller = frame.f_back.f_back if frame and frame.f_back else None
+    return str(caller.f_globals.get("__name__", "__main__")) if caller else "__main__"
+
+
+def _asdict(settings: Settings) -> dict[str, Any]:
+    return {name: getattr(settings, name) for name in settings.__slots__}

@@ -1,0 +1,177 @@
+"""The SQLite file behind a broker: one writer thread and one reader thread, each owning its
+connection, so the blocking sqlite3 module never runs on the event loop.
+
+It runs transactions and turns SQLite's busy and full errors into BrokerErrors; what the
+transactions do is left to writes.py and reads.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from typing import Concatenate, Final, ParamSpec, TypeVar
+
+from errands.errors import BrokerFull, BrokerUnavailable
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+SYNCHRONOUS_MODES: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
+_BUSY: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+_UNREACHABLE: Final = frozenset({sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR})
+
+
+class _Lane:
+    """One thread and the one connection it owns; work submitted here runs in order."""
+
+    def __init__(self, name: str, connect: Callable[[], sqlite3.Connection]) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._connect = connect
+        self._connection: sqlite3.Connection | None = None  # touched only on the lane's thread
+
+    def _run(
+        self,
+        work: Callable[Concatenate[sqlite3.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        if self._connection is None:
+            self._connection = self._connect()
+        return work(self._connection, *args, **kwargs)
+
+    async def run(
+        self,
+        work: Callable[Concatenate[sqlite3.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run `work(connection, ...)` on the lane's thread and await its result."""
+        future = self._executor.submit(self._run, work, *args, **kwargs)  # type: ignore[arg-type]
+        return await asyncio.wrap_future(future)
+
+    async def close(self) -> None:
+        """Close the connection on its own thread, then stop the thread."""
+        await asyncio.wrap_future(self._executor.submit(self._disconnect))
+        self._executor.shutdown(wait=True)
+
+    def _disconnect(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+class Database:
+    """Transactions on one SQLite file: writes serialized on one thread, reads on another.
+
+    Every write is one `BEGIN IMMEDIATE` transaction, so it takes the file's write lock up
+    front (waiting up to `busy_timeout`) and can never fail half-way on a lock upgrade.
+    """
+
+    def __init__(self, path: Path, *, synchronous: str, busy_timeout: timedelta) -> None:
+        if synchronous.upper() not in SYNCHRONOUS_MODES:
+            raise ValueError(
+                f"synchronous={synchronous!r} is not one of {', '.join(SYNCHRONOUS_MODES)}"
+            )
+        self.path = path
+        self.synchronous = synchronous.upper()
+        self.busy_timeout = busy_timeout
+        self.calls = 0
+        self._writer = _Lane("errands-sqlite-write", self._connect_writer)
+        self._reader = _Lane("errands-sqlite-read", self._connect_reader)
+
+    def _connect(self, *pragmas: str) -> sqlite3.Connection:
+        try:
+            connection = sqlite3.connect(
+                self.path, isolation_level=None, timeout=self.busy_timeout.total_seconds()
+            )
+        except sqlite3.Error as error:
+            raise self._translate(error) from error
+        connection.row_factory = sqlite3.Row
+        ms = int(self.busy_timeout.total_seconds() * 1000)
+        try:
+            connection.execute(f"PRAGMA busy_timeout = {ms}")
+            connection.execute(f"PRAGMA synchronous = {self.synchronous}")
+            connection.execute("PRAGMA foreign_keys = ON")
+            for pragma in pragmas:
+                connection.execute(pragma)
+        except sqlite3.Error as error:
+            connection.close()
+            raise self._translate(error) from error
+        return connection
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        # WAL is persistent in the file; it lets readers in any process run beside a writer.
+        return self._connect("PRAGMA journal_mode = WAL")
+
+    def _connect_reader(self) -> sqlite3.Connection:
+        return self._connect("PRAGMA query_only = ON")  # a bug in a read must not write
+
+    async def write(
+        self,
+        work: Callable[Concatenate[sqlite3.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run `work` in one BEGIN IMMEDIATE transaction on the writer thread; commit or roll
+        back as a whole."""
+        self.calls += 1
+        return await self._writer.run(self._transaction, "BEGIN IMMEDIATE", work, *args, **kwargs)
+
+    async def read(
+        self,
+        work: Callable[Concatenate[sqlite3.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run `work` in one read transaction (a consistent snapshot) on the reader thread."""
+        self.calls += 1
+        return await self._reader.run(self._transaction, "BEGIN", work, *args, **kwargs)
+
+    def _transaction(
+        self,
+        connection: sqlite3.Connection,
+        begin: str,
+        work: Callable[Concatenate[sqlite3.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        try:
+            connection.execute(begin)
+            result = work(connection, *args, **kwargs)
+            connection.execute("COMMIT")
+        except sqlite3.Error as error:
+            _roll_back(connection)
+            raise self._translate(error) from error
+        except BaseException:
+            _roll_back(connection)
+            raise
+        return result
+
+    def _translate(self, error: sqlite3.Error) -> Exception:
+        code = getattr(error, "sqlite_errorcode", 0) & 0xFF  # the primary code, no extension
+        if code in _BUSY:
+            return BrokerUnavailable(
+                f"SQLite database {self.path} stayed locked past the busy timeout of "
+                f"{self.busy_timeout.total_seconds():g}s: {error}"
+            )
+        if code == sqlite3.SQLITE_FULL:
+            return BrokerFull(f"SQLite database {self.path} is full: {error}")
+        if code in _UNREACHABLE:
+            return BrokerUnavailable(f"SQLite database {self.path} cannot be used: {error}")
+        return error  # anything else is a bug in errands, shown as SQLite reported it
+
+    async def close(self) -> None:
+        """Close both connections; pending work finishes first."""
+        await self._reader.close()
+        await self._writer.close()
+
+
+def _roll_back(connection: sqlite3.Connection) -> None:
+    # SQLite may already have rolled back on its own (e.g. SQLITE_FULL): then there is nothing
+    # left to undo, and ROLLBACK would raise "no transaction is active".
+    if connection.in_transaction:
+        connection.rollback()

@@ -1,0 +1,248 @@
+-- Every statement the SQLite broker runs. Parameters are named (:now, :ids, ...); a list
+-- travels as one JSON text parameter read with json_each, so no statement is built at run time.
+-- :now is always the broker's injected clock in ms, never SQLite's own clock, so tests on a
+-- FakeClock and every process on the host compare against the same instant.
+
+-- name: migrations_create
+CREATE TABLE IF NOT EXISTS migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at INTEGER NOT NULL
+);
+
+-- name: migrations_applied
+SELECT version FROM migrations ORDER BY version;
+
+-- name: migration_record
+INSERT INTO migrations (version, name, applied_at) VALUES (:version, :name, :now);
+
+-- name: idempotency_owners
+-- A key belongs to a live job, or to a finished one until its result expires.
+SELECT idempotency_key, id FROM jobs
+WHERE idempotency_key IN (SELECT value FROM json_each(:keys))
+  AND NOT (state IN ('completed', 'failed', 'cancelled') AND result_expires_at <= :now);
+
+-- name: job_insert
+-- DO NOTHING on a known id: the caller sees the row count fall short and sorts out which
+-- specs were repeats (a producer resending a batch whose reply it lost).
+INSERT INTO jobs (
+    id, task, queue, state, payload, priority, max_attempts, max_crashes,
+    enqueued_at, scheduled_at, result_ttl_ms, idempotency_key
+) VALUES (
+    :id, :task, :queue, :state, :payload, :priority, :max_attempts, :max_crashes,
+    :now, :scheduled_at, :result_ttl_ms, :idempotency_key
+)
+ON CONFLICT (id) DO NOTHING;
+
+-- name: ids_stored
+SELECT id FROM jobs WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- name: queue_add
+INSERT INTO queues (name) VALUES (:name) ON CONFLICT (name) DO NOTHING;
+
+-- name: queues_paused_among
+SELECT name FROM queues WHERE paused = 1 AND name IN (SELECT value FROM json_each(:queues));
+
+-- name: promote_due_in_queues
+-- Run by claim first, so a due retry needs no separate promoter pass to be claimed.
+UPDATE jobs SET state = 'available'
+WHERE state IN ('scheduled', 'retryable')
+  AND queue IN (SELECT value FROM json_each(:queues))
+  AND scheduled_at <= :now;
+
+-- name: claim_queue
+-- One queue: the subquery walks jobs_claimable in claim order and stops after :n rows.
+-- randomblob runs once per row, so every job gets its own token.
+UPDATE jobs SET
+    state = 'running', attempt = attempt + 1, started_at = :now, worker_id = :worker_id,
+    lease_token = lower(hex(randomblob(16))), lease_expires_at = :expires_at,
+    cancel_requested = 0
+WHERE id IN (
+    SELECT id FROM jobs WHERE state = 'available' AND queue = :queue
+    ORDER BY priority DESC, scheduled_at, id LIMIT :n
+)
+RETURNING *;
+
+-- name: claim_candidates
+-- Several queues: the best :n of each queue, merged by the caller. One `queue IN (...)`
+-- would sort every available job of those queues on each claim.
+SELECT id, priority, scheduled_at FROM jobs WHERE state = 'available' AND queue = :queue
+ORDER BY priority DESC, scheduled_at, id LIMIT :n;
+
+-- name: claim_ids
+UPDATE jobs SET
+    state = 'running', attempt = attempt + 1, started_at = :now, worker_id = :worker_id,
+    lease_token = lower(hex(randomblob(16))), lease_expires_at = :expires_at,
+    cancel_requested = 0
+WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'available'
+RETURNING *;
+
+-- name: leases_held
+-- The caller compares tokens itself, so one read answers for a whole batch of leases.
+SELECT id, lease_token, attempt, cancel_requested FROM jobs
+WHERE state = 'running' AND id IN (SELECT value FROM json_each(:ids));
+
+-- name: lease_extend
+-- :progress is NULL when the job said nothing new since the last extend.
+UPDATE jobs SET lease_expires_at = :expires_at, progress = coalesce(:progress, progress)
+WHERE id = :id AND state = 'running' AND lease_token = :token;
+
+-- name: worker_beat
+INSERT INTO workers (id, hostname, pid, queues, concurrency, started_at, running, seen_at)
+VALUES (:id, :hostname, :pid, :queues, :concurrency, :started_at, :running, :now)
+ON CONFLICT (id) DO UPDATE SET
+    hostname = excluded.hostname, pid = excluded.pid, queues = excluded.queues,
+    concurrency = excluded.concurrency, started_at = excluded.started_at,
+    running = excluded.running, seen_at = excluded.seen_at;
+
+-- name: finish_completed
+-- Each finish_* statement repeats the fence (running, same token) although the caller checked
+-- it in the same transaction: a statement must never move a job whose lease it does not hold.
+UPDATE jobs SET
+    state = 'completed', result = :result, finished_at = :now,
+    result_expires_at = :now + result_ttl_ms, lease_token = NULL, lease_expires_at = NULL
+WHERE id = :id AND state = 'running' AND lease_token = :token;
+
+-- name: finish_retrying
+UPDATE jobs SET
+    state = 'retryable', failures = failures + 1,
+    errors = json_insert(errors, '$[#]', json(:error)), scheduled_at = :scheduled_at,
+    lease_token = NULL, lease_expires_at = NULL
+WHERE id = :id AND state = 'running' AND lease_token = :token;
+
+-- name: finish_failed
+-- A failure with no error (e.g. an unknown task) is dead-lettered without counting a failure.
+UPDATE jobs SET
+    state = 'failed', fail_reason = :reason,
+    failures = failures + (:error IS NOT NULL),
+    errors = CASE WHEN :error IS NULL THEN errors
+                  ELSE json_insert(errors, '$[#]', json(:error)) END,
+    finished_at = :now, result_expires_at = :now + result_ttl_ms,
+    lease_token = NULL, lease_expires_at = NULL
+WHERE id = :id AND state = 'running' AND lease_token = :token;
+
+-- name: finish_crashed
+-- Also the rescuer's statement for an expired lease (:scheduled_at = now). SET expressions see
+-- the row as it was, so `crashes + 1` is the new count in every CASE.
+UPDATE jobs SET
+    crashes = crashes + 1,
+    errors = json_insert(errors, '$[#]', json(:error)),
+    state = CASE WHEN crashes + 1 >= max_crashes THEN 'failed' ELSE 'retryable' END,
+    fail_reason = CASE WHEN crashes + 1 >= max_crashes THEN 'crashed' ELSE fail_reason END,
+    scheduled_at = CASE WHEN crashes + 1 >= max_crashes THEN scheduled_at
+                        ELSE :scheduled_at END,
+    finished_at = CASE WHEN crashes + 1 >= max_crashes THEN :now END,
+    result_expires_at = CASE WHEN crashes + 1 >= max_crashes THEN :now + result_ttl_ms END,
+    lease_token = NULL, lease_expires_at = NULL
+WHERE id = :id AND state = 'running' AND lease_token = :token;
+
+-- name: finish_cancelled
+UPDATE jobs SET
+    state = 'cancelled', cancel_reason = :reason, finished_at = :now,
+    result_expires_at = :now + result_ttl_ms, lease_token = NULL, lease_expires_at = NULL
+WHERE id = :id AND state = 'running' AND lease_token = :token;
+
+-- name: finish_released
+-- Charged nothing: attempt stays counted (it never goes down), failures and crashes do not move.
+UPDATE jobs SET state = 'available', lease_token = NULL, lease_expires_at = NULL
+WHERE id = :id AND state = 'running' AND lease_token = :token;
+
+-- name: finish_snoozed
+UPDATE jobs SET
+    state = 'scheduled', scheduled_at = :scheduled_at, lease_token = NULL, lease_expires_at = NULL
+WHERE id = :id AND state = 'running' AND lease_token = :token;
+
+-- name: leases_expired
+SELECT id, lease_token, attempt, worker_id, lease_expires_at, crashes, max_crashes,
+       cancel_requested
+FROM jobs WHERE state = 'running' AND lease_expires_at <= :now
+ORDER BY lease_expires_at LIMIT :limit;
+
+-- name: promote_due
+UPDATE jobs SET state = 'available'
+WHERE id IN (
+    SELECT id FROM jobs WHERE state IN ('scheduled', 'retryable') AND scheduled_at <= :now
+    ORDER BY scheduled_at LIMIT :limit
+);
+
+-- name: results_drop
+UPDATE jobs SET result = NULL
+WHERE result IS NOT NULL AND result_expires_at <= :now
+  AND state IN ('completed', 'failed', 'cancelled');
+
+-- name: jobs_prune
+DELETE FROM jobs WHERE id IN (
+    SELECT id FROM jobs
+    WHERE state IN ('completed', 'failed', 'cancelled') AND finished_at < :finished_before
+    ORDER BY finished_at LIMIT :limit
+);
+
+-- name: cancel_waiting
+UPDATE jobs SET
+    state = 'cancelled', cancel_reason = :reason, finished_at = :now,
+    result_expires_at = :now + result_ttl_ms
+WHERE id IN (SELECT value FROM json_each(:ids))
+  AND state IN ('scheduled', 'available', 'retryable');
+
+-- name: cancel_request
+-- A running job only gets a request: its worker learns it from extend, or rescue applies it.
+UPDATE jobs SET cancel_requested = 1
+WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'running';
+
+-- name: requeue
+-- Fresh failure and crash budgets; attempt and the error history are kept.
+UPDATE jobs SET
+    state = 'available', failures = 0, crashes = 0, fail_reason = NULL, cancel_reason = NULL,
+    cancel_requested = 0, scheduled_at = :now, finished_at = NULL, result = NULL,
+    result_expires_at = NULL
+WHERE id IN (SELECT value FROM json_each(:ids)) AND state IN ('failed', 'cancelled');
+
+-- name: purge
+DELETE FROM jobs
+WHERE queue = :queue AND state IN (SELECT value FROM json_each(:states)) AND state <> 'running';
+
+-- name: queue_pause
+INSERT INTO queues (name, paused) VALUES (:name, 1)
+ON CONFLICT (name) DO UPDATE SET paused = 1;
+
+-- name: queue_resume
+UPDATE queues SET paused = 0 WHERE name = :name;
+
+-- name: jobs_by_ids
+SELECT * FROM jobs WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- name: jobs_page
+-- Keyset paging on id, newest first; a NULL filter matches every row.
+SELECT * FROM jobs
+WHERE (:queue IS NULL OR queue = :queue)
+  AND (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
+  AND (:task IS NULL OR task = :task)
+  AND (:before_id IS NULL OR id < :before_id)
+ORDER BY id DESC LIMIT :limit;
+
+-- name: counts_all
+SELECT queue, state, count(*) AS n FROM jobs GROUP BY queue, state;
+
+-- name: counts_of
+SELECT queue, state, count(*) AS n FROM jobs
+WHERE queue IN (SELECT value FROM json_each(:queues)) GROUP BY queue, state;
+
+-- name: queues_all
+SELECT name, paused FROM queues;
+
+-- name: workers_seen
+SELECT * FROM workers WHERE seen_at >= :cutoff ORDER BY id;
+
+-- name: readiness
+-- For wait_ready: is a job claimable now (available, or due and promotable by a claim), and
+-- if not, when is the next one due. Paused queues count as empty.
+WITH wanted AS (
+    SELECT value AS name FROM json_each(:queues)
+    WHERE value NOT IN (SELECT name FROM queues WHERE paused = 1)
+)
+SELECT
+    EXISTS (SELECT 1 FROM jobs WHERE state = 'available' AND queue IN (SELECT name FROM wanted))
+        AS ready,
+    (SELECT min(scheduled_at) FROM jobs
+     WHERE state IN ('scheduled', 'retryable') AND queue IN (SELECT name FROM wanted))
+        AS next_due_at;

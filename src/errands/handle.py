@@ -1,0 +1,112 @@
+"""JobHandle: a job id bound to its App, to wait for a result, refresh or cancel."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from errands import codec
+from errands.errors import JobFailed, JobNotFound, ResultTimeout
+from errands.job import Job, JobId, JobState
+
+if TYPE_CHECKING:
+    from errands.app import App
+
+R = TypeVar("R")
+
+
+class JobCancelled(JobFailed):
+    """The job was cancelled, so it has no result."""
+
+
+class ResultExpired(JobFailed):
+    """The job completed but its result has passed result_ttl and was dropped."""
+
+
+class JobHandle(Generic[R]):
+    """What enqueue returns: `id`, the last seen `state`, and the verbs on the job."""
+
+    def __init__(self, app: App, job_id: JobId, *, duplicate: bool = False, job: Job | None = None):
+        self.app, self.id, self.duplicate = app, job_id, duplicate
+        self._job = job
+
+    def __repr__(self) -> str:
+        return f"<JobHandle {self.id} {self.state}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, JobHandle) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    @property
+    def job(self) -> Job | None:
+        """The last snapshot fetched by refresh or result (None before any)."""
+        return self._job
+
+    @property
+    def state(self) -> JobState:
+        """The state at the last refresh (`available` or `scheduled` right after enqueue)."""
+        if self._job is None:
+            self.refresh()
+        assert self._job is not None
+        return self._job.state
+
+    async def refresh_async(self) -> Job:
+        """Fetch the job as stored now."""
+        jobs = await self.app.call_broker(lambda b: b.get([self.id]))
+        if not jobs:
+            raise JobNotFound(self.id)
+        self._job = jobs[0]
+        return self._job
+
+    def refresh(self) -> Job:
+        """Blocking twin of `refresh_async`."""
+        return self.app.portal.call(self.refresh_async)
+
+    async def result_async(self, timeout: timedelta | float = timedelta(seconds=30)) -> R:
+        """The task's return value once the job ends; JobFailed if it failed or was cancelled,
+        ResultTimeout (naming the job) if it has not ended within `timeout`."""
+        wait = timeout if isinstance(timeout, timedelta) else timedelta(seconds=timeout)
+        jobs = await self.app.call_broker(lambda b: b.wait_done([self.id], wait))
+        if not jobs:
+            raise JobNotFound(self.id)
+        self._job = jobs[0]
+        return result_of(self._job, wait)  # type: ignore[no-any-return]
+
+    def result(self, timeout: timedelta | float = timedelta(seconds=30)) -> R:
+        """Blocking twin of `result_async`."""
+        return self.app.portal.call(self.result_async, timeout)
+
+    async def cancel_async(self) -> Job:
+        """Cancel the job: at once if waiting, by request if running (see Broker.cancel)."""
+        jobs = await self.app.call_broker(lambda b: b.cancel([self.id]))
+        if not jobs:
+            raise JobNotFound(self.id)
+        self._job = jobs[0]
+        return self._job
+
+    def cancel(self) -> Job:
+        """Blocking twin of `cancel_async`."""
+        return self.app.portal.call(self.cancel_async)
+
+
+def result_of(job: Job, waited: timedelta) -> Any:
+    """A terminal job's value, or the matching error."""
+    if job.state is JobState.COMPLETED:
+        if job.result is None:
+            raise ResultExpired(job.id, job.state, "result_expired", "", "result expired", "")
+        return codec.loads(job.result)
+    if job.state is JobState.FAILED:
+        error = job.last_error
+        raise JobFailed(
+            job.id,
+            job.state,
+            job.fail_reason,
+            error.type if error else "",
+            error.message if error else "",
+            error.traceback if error else "",
+        )
+    if job.state is JobState.CANCELLED:
+        raise JobCancelled(job.id, job.state, job.cancel_reason, "", "job was cancelled", "")
+    raise ResultTimeout(job.id, waited, job.state)

@@ -1,0 +1,100 @@
+"""Portal: the App's event-loop thread, where every async verb of a blocking caller runs.
+
+One loop per App and process: started by the first blocking call, or adopted from a worker's
+loop, rebuilt in a child after fork. It holds no logic of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Awaitable, Callable
+from typing import ParamSpec, TypeVar
+
+from errands.errors import BlockingCallInEventLoop
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Portal:
+    """Runs coroutines on one loop for callers in any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The portal's loop, started on first use."""
+        with self._lock:
+            if self._pid != os.getpid():
+                self._loop, self._thread, self._pid = None, None, os.getpid()
+            if self._loop is None or self._loop.is_closed():
+                self._start()
+            assert self._loop is not None
+            return self._loop
+
+    def _start(self) -> None:
+        ready = threading.Event()
+        loop = asyncio.new_event_loop()
+
+        def serve() -> None:
+            asyncio.set_event_loop(loop)
+            loop.call_soon(ready.set)
+            loop.run_forever()
+
+        self._thread = threading.Thread(target=serve, name="errands-portal", daemon=True)
+        self._thread.start()
+        ready.wait()
+        self._loop = loop
+
+    def adopt(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Make `loop` (a worker's, running in this thread) the portal's loop."""
+        with self._lock:
+            if self._loop is not None and self._loop is not loop and self._thread is not None:
+                raise RuntimeError("the portal already runs its own loop; adopt before first use")
+            self._loop, self._pid = loop, os.getpid()
+
+    def owns_running_loop(self) -> bool:
+        """True when called on the portal's loop."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        return running is self._loop
+
+    def call(self, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `fn(*args, **kwargs)` on the portal's loop and wait for it (blocking callers)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise BlockingCallInEventLoop(fn.__name__.removesuffix("_async"))
+        coro = fn(*args, **kwargs)
+        return asyncio.run_coroutine_threadsafe(_awaited(coro), self.loop).result()
+
+    async def run(self, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Await `fn` on the portal's loop, hopping there from any other loop."""
+        if self.owns_running_loop():
+            return await fn(*args, **kwargs)
+        future = asyncio.run_coroutine_threadsafe(_awaited(fn(*args, **kwargs)), self.loop)
+        return await asyncio.wrap_future(future)
+
+    def stop(self) -> None:
+        """Stop the portal's own thread (an adopted loop belongs to its owner)."""
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is not None and thread is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=5)
+            loop.close()
+
+
+async def _awaited(awaitable: Awaitable[T]) -> T:
+    return await awaitable

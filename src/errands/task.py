@@ -1,0 +1,216 @@
+"""Task: a registered function with its default options; enqueue builds JobSpecs from calls.
+
+Options for one call go through `task.options(...)`, never among the function's own kwargs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar
+
+from errands import codec, envelope
+from errands.clock import to_ms
+from errands.job import JobSpec, new_job_id
+from errands.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from errands.app import App
+    from errands.handle import JobHandle
+
+P = ParamSpec("P")
+R = TypeVar("R")
+PoolName = Literal["async", "thread", "process"]
+POOLS: tuple[PoolName, ...] = ("async", "thread", "process")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOptions:
+    """A task's defaults, fixed at registration."""
+
+    queue: str = "default"
+    priority: int = 0
+    max_attempts: int = 3
+    max_crashes: int = 3
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout: timedelta | None = None
+    pool: PoolName = "thread"
+    result_ttl: timedelta = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class CallOptions:
+    """Per-call options from `task.options(...)`; None keeps the task's default."""
+
+    delay: timedelta | None = None
+    eta: datetime | None = None
+    priority: int | None = None
+    queue: str | None = None
+    idempotency_key: str | None = None
+    result_ttl: timedelta | None = None
+    max_attempts: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One call of a task with its options, ready to become a JobSpec (`app.enqueue_many`)."""
+
+    task: Task[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    options: CallOptions
+
+    def spec(self) -> JobSpec:
+        """The JobSpec this call asks to insert, its envelope encoded once, here."""
+        return self.task.build_spec(self.args, self.kwargs, self.options)
+
+
+class Task(Generic[P, R]):
+    """A function registered on an App; calling it runs the function inline."""
+
+    def __init__(
+        self,
+        app: App,
+        fn: Callable[P, R] | Callable[P, Awaitable[R]],
+        name: str,
+        options: TaskOptions,
+        call_options: CallOptions | None = None,
+    ) -> None:
+        self.app, self.fn, self.name, self.defaults = app, fn, name, options
+        self.call_options = call_options or CallOptions()
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Run the function here and now, as if it were not a task."""
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name} queue={self.defaults.queue} pool={self.defaults.pool}>"
+
+    def options(
+        self,
+        *,
+        delay: timedelta | None = None,
+        eta: datetime | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        idempotency_key: str | None = None,
+        result_ttl: timedelta | None = None,
+        max_attempts: int | None = None,
+    ) -> Task[P, R]:
+        """This task with options for the next enqueue; the task itself is unchanged."""
+        _check_duration("delay", delay)
+        _check_duration("result_ttl", result_ttl)
+        if eta is not None and (not isinstance(eta, datetime) or eta.tzinfo is None):
+            raise TypeError(f"eta must be an aware datetime (with tzinfo), got {eta!r}")
+        if delay is not None and eta is not None:
+            raise ValueError("give delay or eta, not both")
+        merged = replace(
+            self.call_options,
+            **{  # type: ignore[arg-type]
+                k: v
+                for k, v in {
+                    "delay": delay,
+                    "eta": eta,
+                    "priority": priority,
+                    "queue": queue,
+                    "idempotency_key": idempotency_key,
+                    "result_ttl": result_ttl,
+                    "max_attempts": max_attempts,
+                }.items()
+                if v is not None
+            },
+        )
+        return Task(self.app, self.fn, self.name, self.defaults, merged)
+
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> Call:
+        """A call of this task with its options, for `app.enqueue_many` across tasks."""
+        return Call(self, args, dict(kwargs), self.call_options)
+
+    def build_spec(
+        self, args: Sequence[Any], kwargs: dict[str, Any], options: CallOptions
+    ) -> JobSpec:
+        """Encode one call as a JobSpec; raises TypeError for arguments JSON cannot carry."""
+        now = self.app.clock.now()
+        scheduled_at = options.eta or (now + options.delay if options.delay else None)
+        job_id = new_job_id()
+        queue = options.queue or self.defaults.queue
+        priority = self.defaults.priority if options.priority is None else options.priority
+        max_attempts = options.max_attempts or self.defaults.max_attempts
+        result_ttl = options.result_ttl or self.defaults.result_ttl
+        timeout = self.defaults.timeout
+        payload = envelope.encode(
+            envelope.Envelope(
+                v=envelope.VERSION,
+                id=job_id,
+                task=self.name,
+                queue=queue,
+                priority=priority,
+                args=codec.to_wire(list(args)),
+                kwargs=codec.to_wire(kwargs),
+                enqueued_at=now,
+                scheduled_at=scheduled_at,
+                max_attempts=max_attempts,
+                max_crashes=self.defaults.max_crashes,
+                timeout_ms=to_ms(timeout) if timeout else None,
+                result_ttl_ms=to_ms(result_ttl),
+                idempotency_key=options.idempotency_key,
+            )
+        )
+        return JobSpec(
+            id=job_id,
+            task=self.name,
+            queue=queue,
+            payload=payload,
+            priority=priority,
+            scheduled_at=scheduled_at,
+            max_attempts=max_attempts,
+            max_crashes=self.defaults.max_crashes,
+            result_ttl=result_ttl,
+            idempotency_key=options.idempotency_key,
+        )
+
+    async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
+        """Store one job for this call and return its handle."""
+        [handle] = await self.app.enqueue_many_async([self.call(*args, **kwargs)])
+        return handle
+
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
+        """Blocking twin of `enqueue_async`."""
+        return self.app.portal.call(self.enqueue_async, *args, **kwargs)
+
+    async def enqueue_many_async(self, calls: Iterable[Sequence[Any] | Call]) -> list[JobHandle[R]]:
+        """Store one job per item in one atomic write; an item is a tuple of positional
+        arguments or a `task.call(...)`."""
+        return await self.app.enqueue_many_async([self._as_call(item) for item in calls])
+
+    def enqueue_many(self, calls: Iterable[Sequence[Any] | Call]) -> list[JobHandle[R]]:
+        """Blocking twin of `enqueue_many_async`."""
+        return self.app.portal.call(self.enqueue_many_async, list(calls))
+
+    def _as_call(self, item: Sequence[Any] | Call) -> Call:
+        if isinstance(item, Call):
+            return item
+        if isinstance(item, str | bytes) or not isinstance(item, Sequence):
+            raise TypeError(
+                f"enqueue_many takes tuples of positional arguments or task.call(...), got {item!r}"
+            )
+        return Call(self, tuple(item), {}, self.call_options)
+
+
+def _check_duration(name: str, value: object) -> None:
+    if value is not None and not isinstance(value, timedelta):
+        raise TypeError(
+            f"{name} must be a timedelta (e.g. timedelta(seconds=5)), got {value!r}: "
+            "a bare number would leave its unit to guesswork"
+        )
+
+
+def default_pool(fn: Callable[..., Any]) -> PoolName:
+    """`async def` runs in the async pool, a plain function in the thread pool."""
+    return "async" if asyncio.iscoroutinefunction(fn) else "thread"

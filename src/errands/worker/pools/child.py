@@ -1,0 +1,109 @@
+"""A process-pool child's loop: a claimed job in, an Outcome out, until told to stop.
+
+The child imports the App by reference to get its registry; it never opens the broker: the
+parent holds every lease and does all broker I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import importlib
+import os
+import signal
+import sys
+from multiprocessing.connection import Connection
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import psutil
+
+from errands.brokers.contract import Claimed
+from errands.errors import Timeout
+from errands.job import ErrorKind
+from errands.outcome import Outcome
+from errands.worker.execution import Invocation, classify, completed, prepare
+
+if TYPE_CHECKING:
+    from errands.app import App
+
+PR_SET_PDEATHSIG = 1
+
+
+def main(conn: Connection, app_ref: str, max_jobs: int | None) -> None:
+    """Serve jobs from `conn` until a stop message, EOF, or `max_jobs` jobs."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when children stop
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    app = load_app(app_ref)
+    process = psutil.Process()
+    served = 0
+    while max_jobs is None or served < max_jobs:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        outcome = run_one(message, app)
+        served += 1
+        conn.send((outcome, process.memory_info().rss))
+
+
+def run_one(claimed: Claimed, app: App) -> Outcome:
+    """Decode and run one job under its soft time limit."""
+    prepared = prepare(claimed, app.registry)
+    if not isinstance(prepared, Invocation):
+        return prepared
+    limit = prepared.timeout.total_seconds() if prepared.timeout else 0.0
+    try:
+        with _soft_limit(limit, prepared.task.name):
+            value: Any = prepared.task.fn(*prepared.args, **prepared.kwargs)
+            if asyncio.iscoroutine(value):
+                value = asyncio.run(value)
+    except Timeout as error:
+        return classify(error, claimed, prepared.task, ErrorKind.TIMEOUT)
+    except Exception as error:  # the task's own failure becomes an Outcome
+        return classify(error, claimed, prepared.task)
+    return completed(claimed, value)
+
+
+@contextlib.contextmanager
+def _soft_limit(seconds: float, name: str) -> Any:
+    if seconds <= 0:
+        yield
+        return
+
+    def expire(signum: int, frame: FrameType | None) -> None:
+        raise Timeout(f"{name} ran past its {seconds:g}s soft time limit")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def load_app(app_ref: str) -> App:
+    """Import "module:attr"; a script's __main__ is found under the name multiprocessing gives."""
+    module_name, _, attr = app_ref.partition(":")
+    if module_name == "__main__":
+        module = sys.modules.get("__mp_main__") or sys.modules["__main__"]
+    else:
+        module = importlib.import_module(module_name)
+    app: App = getattr(module, attr)
+    return app
+
+
+def _die_with_parent() -> None:
+    # Linux only: the kernel kills this child when the worker dies, so no child outlives it.
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() == 1:
+            os._exit(0)

@@ -1,0 +1,306 @@
+"""Worker: one process that claims jobs for its free slots and runs them in its pools.
+
+Start-up, the claim loop and graceful shutdown live here; leases are kept by leases.py,
+outcomes sent by completer.py, expired leases rescued by maintenance.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from errands.brokers.contract import Broker, Claimed, WorkerInfo
+from errands.job import JobId
+from errands.outcome import Cancelled, Outcome, Released
+from errands.task import PoolName
+from errands.worker.completer import Completer
+from errands.worker.execution import Invocation, classify, prepare
+from errands.worker.leases import LeaseKeeper
+from errands.worker.maintenance import Maintenance, jitter
+from errands.worker.pools.base import Pool
+from errands.worker.pools.coroutines import CoroutinePool
+from errands.worker.pools.processes import ProcessPool
+from errands.worker.pools.threads import ThreadPool
+
+if TYPE_CHECKING:
+    from errands.app import App
+
+log = logging.getLogger("errands.worker")
+DEFAULT_CONCURRENCY: dict[PoolName, int] = {"async": 100, "thread": 16, "process": 0}
+
+
+class Worker:
+    """Claims exactly as many jobs as it has free slots, in one call, and runs them."""
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        queues: Sequence[str] | None = None,
+        concurrency: int | None = None,
+        pool: PoolName | None = None,
+        grace: timedelta | None = None,
+        lease: timedelta | None = None,
+        processes: int | None = None,
+        max_jobs_per_child: int | None = None,
+        max_memory: int | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.app, self.settings = app, app.settings
+        self.queues = tuple(queues or app.queues)
+        self.forced_pool = pool
+        self.concurrency = concurrency or self._default_concurrency()
+        self.grace = grace if grace is not None else self.settings.grace
+        self.lease = lease or self.settings.lease
+        self.processes = processes or min(self.concurrency, os.cpu_count() or 1)
+        self.max_jobs_per_child, self.max_memory = max_jobs_per_child, max_memory
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
+        self.started_at = datetime.now(UTC)
+        self.ran = 0
+        self.restart_requested = False
+        self._running: dict[JobId, asyncio.Task[None]] = {}
+        self._claims: dict[JobId, Claimed] = {}
+        self._why_stopped: dict[JobId, str] = {}
+        self._pools: dict[str, Pool] = {}
+        self._stopping = asyncio.Event()
+        self._forced = asyncio.Event()
+        self._slot_free = asyncio.Event()
+
+    def _default_concurrency(self) -> int:
+        pools = (
+            {self.forced_pool}
+            if self.forced_pool
+            else {t.defaults.pool for t in self.app.registry.values()}
+        )
+        if pools == {"process"}:
+            return os.cpu_count() or 1
+        if pools == {"async"}:
+            return DEFAULT_CONCURRENCY["async"]
+        return DEFAULT_CONCURRENCY["thread"]
+
+    # -- control -------------------------------------------------------------------------------
+
+    def request_stop(self, *, restart: bool = False) -> None:
+        """Stop claiming and drain (call from the worker's loop); a second call skips the grace."""
+        if self._stopping.is_set():
+            self._forced.set()
+        self._stopping.set()
+        self.restart_requested = self.restart_requested or restart
+
+    @property
+    def running(self) -> int:
+        """Jobs running now."""
+        return len(self._running)
+
+    def pool(self, name: str) -> Pool | None:
+        """The pool called `name`, if it was started."""
+        return self._pools.get(name)
+
+    # -- the run -------------------------------------------------------------------------------
+
+    async def run(self, *, until_idle: bool = False) -> int:
+        """Run until stopped (or, with `until_idle`, until nothing is claimable or running)."""
+        loop = asyncio.get_running_loop()
+        if not self.app.portal.owns_running_loop():
+            self.app.portal.adopt(loop)
+        broker = await self.app.open_async()
+        self._keeper = LeaseKeeper(
+            broker,
+            self.lease,
+            heartbeat=self._heartbeat,
+            on_cancel=self._cancel,
+            on_lost=self._lost,
+        )
+        self._completer = Completer(
+            broker,
+            window=self.settings.flush_window,
+            size=self.settings.flush_size,
+            on_flushed=self._flushed,
+        )
+        await self._start_pools()
+        helpers = [
+            loop.create_task(self._keep_leases()),
+            loop.create_task(
+                Maintenance(broker, self.app.clock, self.settings).run(self._stopping)
+            ),
+        ]
+        log.info(
+            "worker %s started: queues=%s concurrency=%d",
+            self.id,
+            ",".join(self.queues),
+            self.concurrency,
+        )
+        try:
+            await self._claim_loop(broker, until_idle)
+        finally:
+            await self._shutdown(helpers)
+        return self.ran
+
+    async def _start_pools(self) -> None:
+        wanted = (
+            {self.forced_pool}
+            if self.forced_pool
+            else {t.defaults.pool for t in self.app.registry.values()}
+        )
+        self._pools["async"] = CoroutinePool()
+        self._pools["thread"] = ThreadPool(self.concurrency, on_too_stuck=self._too_stuck)
+        if "process" in wanted:
+            self._pools["process"] = ProcessPool(
+                self.app.locate(),
+                self.processes,
+                hard_timeout_margin=self.settings.hard_timeout_margin,
+                max_jobs_per_child=self.max_jobs_per_child,
+                max_memory=self.max_memory,
+            )
+        for pool in self._pools.values():
+            await pool.start()
+
+    async def _claim_loop(self, broker: Broker, until_idle: bool) -> None:
+        while not self._stopping.is_set():
+            free = self.concurrency - len(self._running)
+            if free <= 0:
+                self._slot_free.clear()
+                await self._first(self._slot_free.wait(), self._stopping.wait())
+                continue
+            claimed = await broker.claim(self.queues, free, self.lease, worker_id=self.id)
+            for one in claimed:
+                self._start(one)
+            if claimed:
+                continue
+            if until_idle and not self._running:
+                return
+            self._slot_free.clear()
+            await self._first(
+                broker.wait_ready(self.queues, self.settings.idle_wait),
+                self._slot_free.wait(),
+                self._stopping.wait(),
+            )
+
+    @staticmethod
+    async def _first(*waits: Any) -> None:
+        tasks = [asyncio.ensure_future(w) for w in waits]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _start(self, claimed: Claimed) -> None:
+        job_id = claimed.job.id
+        self._keeper.hold(claimed.lease)
+        self._claims[job_id] = claimed
+        self._running[job_id] = asyncio.get_running_loop().create_task(self._execute(claimed))
+
+    async def _execute(self, claimed: Claimed) -> None:
+        job_id = claimed.job.id
+        try:
+            outcome = await self._outcome_of(claimed)
+        except asyncio.CancelledError:
+            why = self._why_stopped.pop(job_id, "shutdown")
+            outcome = Cancelled(claimed.lease) if why == "cancel" else Released(claimed.lease)
+        finally:
+            self._running.pop(job_id, None)
+            self._claims.pop(job_id, None)
+            self._slot_free.set()
+        self.ran += 1
+        self._completer.add(outcome, now=not self._running)
+
+    async def _outcome_of(self, claimed: Claimed) -> Outcome:
+        prepared = prepare(claimed, self.app.registry)
+        if not isinstance(prepared, Invocation):
+            log.error("job %s dead-lettered: %s", claimed.job.id, prepared)
+            return prepared
+        pool = self._pool_for(prepared)
+        try:
+            return await pool.run(claimed, prepared)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            raise
+        except Exception as error:  # a pool's own failure still ends the attempt visibly
+            log.exception("pool %s failed on job %s", pool.name, claimed.job.id)
+            return classify(error, claimed, prepared.task)
+
+    def _pool_for(self, invocation: Invocation) -> Pool:
+        name: str = self.forced_pool or invocation.task.defaults.pool
+        if invocation.task.is_async and name == "thread":
+            name = "async"  # a coroutine needs a loop, not a thread
+        if not invocation.task.is_async and name == "async":
+            name = "thread"  # a blocking function must not stall the loop
+        return self._pools.get(name) or self._pools["thread"]
+
+    # -- leases, cancels, flushes ------------------------------------------------------------------
+
+    async def _keep_leases(self) -> None:
+        while True:
+            try:
+                await self._keeper.tick()
+            except Exception:  # a failed tick is retried next tick; leases span three ticks
+                log.exception("extending leases failed")
+            await asyncio.sleep(jitter(self.settings.extend_every))
+
+    def _heartbeat(self) -> WorkerInfo:
+        return WorkerInfo(
+            id=self.id,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            queues=self.queues,
+            concurrency=self.concurrency,
+            started_at=self.started_at,
+            running=len(self._running),
+        )
+
+    def _cancel(self, job_id: JobId) -> None:
+        task = self._running.get(job_id)
+        if task is not None and not task.done():
+            log.info("cancelling job %s on request", job_id)
+            self._why_stopped[job_id] = "cancel"
+            task.cancel()
+
+    def _lost(self, job_id: JobId) -> None:
+        self._keeper.drop(job_id)
+
+    def _flushed(self, outcomes: Sequence[Outcome], applied: Sequence[bool]) -> None:
+        for outcome, ok in zip(outcomes, applied, strict=True):
+            self._keeper.drop(outcome.lease.job_id)
+            if not ok:
+                log.warning("outcome of job %s rejected: its lease was lost", outcome.lease.job_id)
+
+    def _too_stuck(self) -> None:
+        log.error("too many threads are stuck past their time limit; draining to restart")
+        self.request_stop(restart=True)
+
+    # -- shutdown ------------------------------------------------------------------------------
+
+    async def _shutdown(self, helpers: list[asyncio.Task[None]]) -> None:
+        self._stopping.set()
+        if self._running:
+            log.info(
+                "draining %d running jobs (grace %ss)",
+                len(self._running),
+                self.grace.total_seconds(),
+            )
+            await self._first(
+                asyncio.wait(list(self._running.values()), timeout=self.grace.total_seconds()),
+                self._forced.wait(),
+            )
+        leftover = list(self._running.items())
+        for job_id, task in leftover:
+            self._why_stopped[job_id] = "shutdown"
+            task.cancel()
+        await asyncio.gather(*(t for _, t in leftover), return_exceptions=True)
+        if leftover:
+            log.info("released %d jobs that did not finish within the grace", len(leftover))
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._completer.drain(), timeout=30)
+        for task in helpers:
+            task.cancel()
+        await asyncio.gather(*helpers, return_exceptions=True)
+        for pool in self._pools.values():
+            await pool.stop()
