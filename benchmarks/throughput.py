@@ -1,0 +1,166 @@
+"""Throughput and latency of errands on memory and SQLite (run by hand; prints figures).
+
+    python benchmarks/throughput.py                # all brokers, human-readable
+    python benchmarks/throughput.py --json         # one JSON object a line
+    python benchmarks/throughput.py --broker sqlite --jobs 20000
+
+Measures single enqueue/s, batch enqueue/s, drain/s of no-op jobs per pool with one worker
+process, and round trip (enqueue to result) p50/p99 with the worker in its own process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+
+def emit(args: argparse.Namespace, broker: str, pool: str, metric: str, value: float, unit: str) -> None:
+    if args.json:
+        print(json.dumps({"broker": broker, "pool": pool, "metric": metric, "value": round(value, 2), "unit": unit}), flush=True)
+    else:
+        print(f"{broker:7} {pool:8} {metric:28} {value:12,.1f} {unit}", flush=True)
+
+
+def fresh_app(url: str) -> Any:
+    import importlib
+
+    os.environ["ERRANDS_BENCH_URL"] = url
+    import benchapp
+
+    benchapp.app.close()
+    module = importlib.reload(benchapp)
+    return module
+
+
+def broker_url(kind: str, tmp: Path, name: str) -> str:
+    return "memory://" if kind == "memory" else f"sqlite:///{tmp / name}.db"
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def bench_enqueue(args: argparse.Namespace, kind: str, tmp: Path) -> None:
+    mod = fresh_app(broker_url(kind, tmp, "enqueue"))
+    single = args.single
+    mod.noop_thread.enqueue(0)  # open the broker outside the timing
+    seconds = timed(lambda: [mod.noop_thread.enqueue(i) for i in range(single)])
+    emit(args, kind, "-", "single_enqueue", single / seconds, "jobs/s")
+    batch = [(i,) for i in range(1000)]
+    rounds = max(1, args.jobs // 1000)
+    seconds = timed(lambda: [mod.noop_thread.enqueue_many(batch) for _ in range(rounds)])
+    emit(args, kind, "-", "batch_enqueue", rounds * 1000 / seconds, "jobs/s")
+    mod.app.close()
+
+
+def bench_drain(args: argparse.Namespace, kind: str, pool: str, tmp: Path) -> None:
+    mod = fresh_app(broker_url(kind, tmp, f"drain-{pool}"))
+    task = {"async": mod.noop_async, "thread": mod.noop_thread, "process": mod.noop_process}[pool]
+    jobs = args.jobs if pool != "process" else min(args.jobs, args.process_jobs)
+    for start in range(0, jobs, 1000):
+        task.enqueue_many([(i,) for i in range(start, min(jobs, start + 1000))])
+    broker = mod.app.broker
+    calls_before = broker.calls
+    concurrency = {"async": 200, "thread": 16, "process": os.cpu_count() or 2}[pool]
+    ran = 0
+
+    def drain() -> None:
+        nonlocal ran
+        ran = mod.app.run_until_idle(pool=pool, concurrency=concurrency)
+
+    seconds = timed(drain)
+    assert ran == jobs, f"ran {ran} of {jobs}"
+    emit(args, kind, pool, "drain", jobs / seconds, "jobs/s")
+    emit(args, kind, pool, "round_trips_per_job", (broker.calls - calls_before) / jobs, "calls")
+    mod.app.close()
+
+
+def bench_round_trip(args: argparse.Namespace, kind: str, tmp: Path) -> None:
+    url = broker_url(kind, tmp, "rtt")
+    if kind == "memory":
+        samples = round_trip_in_process(url, args.rtt)
+    else:
+        samples = round_trip_subprocess(url, args.rtt)
+    samples.sort()
+    emit(args, kind, "async", "round_trip_p50", statistics.median(samples) * 1000, "ms")
+    emit(args, kind, "async", "round_trip_p99", samples[int(len(samples) * 0.99) - 1] * 1000, "ms")
+
+
+def round_trip_in_process(url: str, count: int) -> list[float]:
+    import asyncio
+
+    mod = fresh_app(url)
+    worker = mod.app.worker(pool="async", concurrency=10)
+    loop = mod.app.portal.loop
+    running = asyncio.run_coroutine_threadsafe(worker.run(), loop)
+    samples = sample_round_trips(mod, count)
+    loop.call_soon_threadsafe(worker.request_stop)
+    running.result(timeout=30)
+    mod.app.close()
+    return samples
+
+
+def round_trip_subprocess(url: str, count: int) -> list[float]:
+    mod = fresh_app(url)
+    mod.noop_async.enqueue(0).result(timeout=0.01) if False else None
+    env = {**os.environ, "ERRANDS_BENCH_URL": url, "PYTHONPATH": str(HERE)}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "errands", "worker", "benchapp:app", "--pool", "async", "--concurrency", "10"],
+        env=env,
+        cwd=HERE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        mod.noop_async.enqueue(-1).result(timeout=timedelta(seconds=30))  # worker is up
+        return sample_round_trips(mod, count)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        mod.app.close()
+
+
+def sample_round_trips(mod: Any, count: int) -> list[float]:
+    samples = []
+    for i in range(count):
+        start = time.perf_counter()
+        value = mod.noop_async.enqueue(i).result(timeout=timedelta(seconds=10))
+        samples.append(time.perf_counter() - start)
+        assert value == i
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--broker", choices=["memory", "sqlite"], action="append")
+    parser.add_argument("--pool", choices=["async", "thread", "process"], action="append")
+    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--process-jobs", type=int, default=20_000)
+    parser.add_argument("--single", type=int, default=2_000)
+    parser.add_argument("--rtt", type=int, default=500)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in args.broker or ["sqlite", "memory"]:
+            bench_enqueue(args, kind, Path(tmp))
+            for pool in args.pool or ["async", "thread", "process"]:
+                bench_drain(args, kind, pool, Path(tmp))
+            bench_round_trip(args, kind, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Fixtures for system tests: a SQLite file, a ledger and real worker subprocesses."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+import errands
+from tests.system.ledger import Ledger
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Workers:
+    """Starts `errands worker` subprocesses and kills whatever is left at the end."""
+
+    def __init__(self, tmp_path: Path, url: str, ledger: Ledger) -> None:
+        self.tmp_path, self.url, self.ledger = tmp_path, url, ledger
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "ERRANDS_BROKER_URL": self.url,
+            "ERRANDS_TEST_LEDGER": str(self.ledger.path),
+            "ERRANDS_EXTEND_EVERY": "0.3",
+            "ERRANDS_RESCUE_EVERY": "0.3",
+            "PYTHONPATH": str(ROOT),
+        }
+
+    def start(self, *args: str, lease: float = 1.5) -> subprocess.Popen[bytes]:
+        log = open(self.tmp_path / f"worker-{len(self.procs)}.log", "wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "errands", "worker", "tests.system.sysapp:app",
+             "--lease", str(lease), *args],
+            env=self.env(),
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=10)
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    return Ledger(tmp_path / "ledger.txt")
+
+
+@pytest.fixture
+def app(tmp_path: Path, ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> Iterator[errands.App]:
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    monkeypatch.setenv("ERRANDS_BROKER_URL", url)
+    monkeypatch.setenv("ERRANDS_TEST_LEDGER", str(ledger.path))
+    producer = errands.App(url)  # enqueues sysapp's task calls into this test's database
+    yield producer
+    producer.close()
+
+
+@pytest.fixture
+def workers(tmp_path: Path, app: errands.App, ledger: Ledger) -> Iterator[Workers]:
+    pool = Workers(tmp_path, app.settings.broker_url, ledger)
+    yield pool
+    pool.stop_all()
+
+
+WITHIN = timedelta(seconds=30)
