@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Mapping, Sequence
+import heapq
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -67,6 +68,9 @@ class MemoryBroker:
         self._queues: set[str] = set()
         self._workers: dict[str, WorkerInfo] = {}
         self._changed: asyncio.Condition | None = None
+        # Heaps with lazy deletion: an entry is live while its job still matches it.
+        self._ready: dict[str, list[tuple[int, datetime, JobId]]] = {}
+        self._due: list[tuple[datetime, JobId]] = []
         self.calls = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -103,8 +107,35 @@ class MemoryBroker:
             changes.setdefault("finished_at", now)
             changes.setdefault("result_expires_at", now + job.result_ttl)
         moved = job.evolve(state=state, **changes)
-        self._jobs[job.id] = moved
+        self._store(moved)
         return moved
+
+    def _store(self, job: Job) -> None:
+        self._jobs[job.id] = job
+        assert job.scheduled_at is not None
+        if job.state is JobState.AVAILABLE:
+            heapq.heappush(self._ready.setdefault(job.queue, []), _claim_order(job))
+        elif job.state in _CLAIMABLE_LATER:
+            heapq.heappush(self._due, (job.scheduled_at, job.id))
+
+    def _live_ready(self, entry: tuple[int, datetime, JobId]) -> bool:
+        job = self._jobs.get(entry[2])
+        return job is not None and job.state is JobState.AVAILABLE and _claim_order(job) == entry
+
+    def _ready_head(self, queue: str) -> tuple[int, datetime, JobId] | None:
+        heap = self._ready.get(queue)
+        while heap and not self._live_ready(heap[0]):
+            heapq.heappop(heap)
+        return heap[0] if heap else None
+
+    def _due_head(self) -> tuple[datetime, JobId] | None:
+        while self._due:
+            at, job_id = self._due[0]
+            job = self._jobs.get(job_id)
+            if job is not None and job.state in _CLAIMABLE_LATER and job.scheduled_at == at:
+                return self._due[0]
+            heapq.heappop(self._due)
+        return None
 
     def _key_owner(self, key: str, now: datetime) -> JobId | None:
         owner = self._keys.get(key)
@@ -128,7 +159,7 @@ class MemoryBroker:
             if owner is not None:
                 out.append(Enqueued(owner, duplicate=True))
                 continue
-            self._jobs[spec.id] = _new_job(spec, now)
+            self._store(_new_job(spec, now))
             self._queues.add(spec.queue)
             if spec.idempotency_key:
                 self._keys[spec.idempotency_key] = spec.id
@@ -138,20 +169,13 @@ class MemoryBroker:
 
     # -- working -------------------------------------------------------------------------------
 
-    def _promote_due(self, queues: Iterable[str] | None, limit: int) -> int:
+    def _promote_due(self, limit: int) -> int:
         now = self._clock.now()
-        wanted = set(queues) if queues is not None else None
         moved = 0
-        for job in list(self._jobs.values()):
-            if moved >= limit:
-                break
-            if job.state not in _CLAIMABLE_LATER or (
-                wanted is not None and job.queue not in wanted
-            ):
-                continue
-            if job.scheduled_at is not None and job.scheduled_at <= now:
-                self._move(job, JobState.AVAILABLE)
-                moved += 1
+        while moved < limit and (head := self._due_head()) is not None and head[0] <= now:
+            heapq.heappop(self._due)
+            self._move(self._jobs[head[1]], JobState.AVAILABLE)
+            moved += 1
         return moved
 
     async def claim(
@@ -161,15 +185,17 @@ class MemoryBroker:
         self.calls += 1
         if n <= 0:
             return []
-        self._promote_due(queues, limit=1 << 30)
-        wanted = set(queues) - self._paused
-        ready = [
-            j for j in self._jobs.values() if j.state is JobState.AVAILABLE and j.queue in wanted
-        ]
-        ready.sort(key=_claim_order)
+        self._promote_due(limit=1 << 30)
+        wanted = sorted(set(queues) - self._paused)
         now = self._clock.now()
         claimed: list[Claimed] = []
-        for job in ready[:n]:
+        while len(claimed) < n:
+            heads = [(h, q) for q in wanted if (h := self._ready_head(q)) is not None]
+            if not heads:
+                break
+            entry, queue = min(heads)
+            heapq.heappop(self._ready[queue])
+            job = self._jobs[entry[2]]
             token = new_token()
             running = self._move(
                 job,
@@ -281,29 +307,15 @@ class MemoryBroker:
                 )
 
     def _has_ready(self, queues: Sequence[str]) -> bool:
-        wanted = set(queues) - self._paused
-        now = self._clock.now()
-        for job in self._jobs.values():
-            if job.queue not in wanted:
-                continue
-            if job.state is JobState.AVAILABLE:
-                return True
-            if (
-                job.state in _CLAIMABLE_LATER
-                and job.scheduled_at is not None
-                and job.scheduled_at <= now
-            ):
-                return True
-        return False
+        if any(self._ready_head(q) is not None for q in set(queues) - self._paused):
+            return True
+        head = self._due_head()
+        return head is not None and head[0] <= self._clock.now()
 
     def _next_due(self, queues: Sequence[str]) -> datetime | None:
-        wanted = set(queues)
-        due = [
-            j.scheduled_at
-            for j in self._jobs.values()
-            if j.state in _CLAIMABLE_LATER and j.queue in wanted and j.scheduled_at is not None
-        ]
-        return min(due, default=None)
+        # Any queue's next due job: waking early for another queue's job is harmless.
+        head = self._due_head()
+        return head[0] if head else None
 
     async def wait_done(self, job_ids: Sequence[JobId], timeout: timedelta) -> list[Job]:
         """Wait until every job is terminal, or the timeout; see Broker.wait_done."""
@@ -355,7 +367,7 @@ class MemoryBroker:
     async def promote(self, *, limit: int) -> int:
         """Due scheduled and retryable jobs become available; see Broker.promote."""
         self.calls += 1
-        moved = self._promote_due(None, limit)
+        moved = self._promote_due(limit)
         if moved:
             await self._notify()
         return moved
