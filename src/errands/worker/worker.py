@@ -51,6 +51,7 @@ class Worker:
         processes: int | None = None,
         max_jobs_per_child: int | None = None,
         max_memory: int | None = None,
+        max_memory_hard: int | None = None,
         worker_id: str | None = None,
     ) -> None:
         self.app, self.settings = app, app.settings
@@ -61,6 +62,7 @@ class Worker:
         self.lease = lease or self.settings.lease
         self.processes = processes or min(self.concurrency, os.cpu_count() or 1)
         self.max_jobs_per_child, self.max_memory = max_jobs_per_child, max_memory
+        self.max_memory_hard = max_memory_hard
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
         self.started_at = datetime.now(UTC)
         self.ran = 0
@@ -158,6 +160,7 @@ class Worker:
                 hard_timeout_margin=self.settings.hard_timeout_margin,
                 max_jobs_per_child=self.max_jobs_per_child,
                 max_memory=self.max_memory,
+                max_memory_hard=self.max_memory_hard,
             )
         for pool in self._pools.values():
             await pool.start()

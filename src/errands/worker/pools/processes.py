@@ -20,6 +20,8 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+import psutil
+
 from errands.brokers.contract import Claimed
 from errands.errors import Timeout
 from errands.job import AttemptError, ErrorKind
@@ -38,7 +40,8 @@ class Child:
     conn: Connection
     jobs: int = 0
     rss: int = 0
-    retiring: bool = field(default=False)
+    busy: bool = False
+    killed_for: str | None = field(default=None)
 
 
 class ProcessPool:
@@ -54,10 +57,15 @@ class ProcessPool:
         hard_timeout_margin: timedelta = timedelta(seconds=5),
         max_jobs_per_child: int | None = None,
         max_memory: int | None = None,
+        max_memory_hard: int | None = None,
+        watch_every: timedelta = timedelta(milliseconds=50),
     ) -> None:
         self.app_ref, self.size = app_ref, size
         self.hard_timeout_margin = hard_timeout_margin
         self.max_jobs_per_child, self.max_memory = max_jobs_per_child, max_memory
+        self.max_memory_hard = max_memory_hard
+        self._watch_every = watch_every.total_seconds()
+        self._watcher: asyncio.Task[None] | None = None
         self._context = multiprocessing.get_context(
             "forkserver" if sys.platform.startswith("linux") else "spawn"
         )
@@ -75,6 +83,26 @@ class ProcessPool:
         children = await asyncio.gather(*(self._spawn() for _ in range(self.size)))
         for one in children:
             self._idle.put_nowait(one)
+        if self.max_memory_hard is not None:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch_memory())
+
+    async def _watch_memory(self) -> None:
+        # Sampling RSS is the only portable way to see a child's size; a job that allocates
+        # faster than one interval can overshoot before it is killed.
+        assert self.max_memory_hard is not None
+        while True:
+            await asyncio.sleep(self._watch_every)
+            for one in list(self._children):
+                if not one.busy or one.process.pid is None:
+                    continue
+                try:
+                    rss = psutil.Process(one.process.pid).memory_info().rss
+                except psutil.Error:
+                    continue
+                if rss > self.max_memory_hard:
+                    one.killed_for, one.rss = "memory", rss
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(one.process.pid, signal.SIGKILL)
 
     async def _spawn(self) -> Child:
         parent_end, child_end = self._context.Pipe(duplex=True)
@@ -95,6 +123,7 @@ class ProcessPool:
         one = await self._idle.get()
         limit = invocation.timeout.total_seconds() if invocation.timeout else None
         hard = limit + self.hard_timeout_margin.total_seconds() if limit else None
+        one.busy = True
         try:
             one.conn.send(claimed)
             outcome, one.rss = await asyncio.wait_for(_receive(one.conn), hard)
@@ -108,6 +137,7 @@ class ProcessPool:
         except BaseException:
             await self._kill(one)  # cancelled: the job must stop now, so its child goes
             raise
+        one.busy = False
         one.jobs += 1
         await self._after_job(one)
         return outcome
@@ -146,6 +176,8 @@ class ProcessPool:
     async def stop(self) -> None:
         """Kill every child; jobs they held were released by the worker."""
         self._closing = True
+        if self._watcher is not None:
+            self._watcher.cancel()
         for one in list(self._children):
             if one.process.pid is not None and one.process.exitcode is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -181,6 +213,10 @@ async def _receive(conn: Connection) -> tuple[Outcome, int]:
 
 
 def _death(one: Child, claimed: Claimed) -> AttemptError:
+    attempt = claimed.lease.attempt
+    if one.killed_for == "memory":
+        message = f"child killed: RSS {one.rss} bytes over the hard memory limit"
+        return AttemptError(attempt, ErrorKind.MEMORY, "MemoryLimitExceeded", message)
     code = one.process.exitcode
     if code is not None and code < 0:
         name = signal.Signals(-code).name
