@@ -52,6 +52,11 @@ class Portal:
         ready.wait()
         self._loop = loop
 
+    @property
+    def started(self) -> bool:
+        """True once the portal has a live loop (its own thread's or an adopted one)."""
+        return self._loop is not None and not self._loop.is_closed() and self._pid == os.getpid()
+
     def adopt(self, loop: asyncio.AbstractEventLoop) -> None:
         """Make `loop` (a worker's, running in this thread) the portal's loop."""
         with self._lock:

@@ -74,6 +74,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._forced = asyncio.Event()
         self._slot_free = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def _default_concurrency(self) -> int:
         pools = (
@@ -90,7 +91,14 @@ class Worker:
     # -- control -------------------------------------------------------------------------------
 
     def request_stop(self, *, restart: bool = False) -> None:
-        """Stop claiming and drain (call from the worker's loop); a second call skips the grace."""
+        """Stop claiming and drain; a second call skips the grace. Safe from any thread."""
+        loop = self._loop
+        if loop is not None and not _on_loop(loop):
+            loop.call_soon_threadsafe(self._stop, restart)
+        else:
+            self._stop(restart)
+
+    def _stop(self, restart: bool) -> None:
         if self._stopping.is_set():
             self._forced.set()
         self._stopping.set()
@@ -108,10 +116,20 @@ class Worker:
     # -- the run -------------------------------------------------------------------------------
 
     async def run(self, *, until_idle: bool = False) -> int:
-        """Run until stopped (or, with `until_idle`, until nothing is claimable or running)."""
-        loop = asyncio.get_running_loop()
-        if not self.app.portal.owns_running_loop():
-            self.app.portal.adopt(loop)
+        """Run until stopped (or, with `until_idle`, until nothing is claimable or running).
+
+        The worker runs on the App's portal loop, where its broker lives: on the caller's loop
+        if the portal has none yet (the `errands worker` case), else hopping to the portal's.
+        """
+        portal = self.app.portal
+        if not portal.owns_running_loop():
+            if portal.started:
+                return await portal.run(self._run, until_idle)
+            portal.adopt(asyncio.get_running_loop())
+        return await self._run(until_idle)
+
+    async def _run(self, until_idle: bool) -> int:
+        loop = self._loop = asyncio.get_running_loop()
         broker = await self.app.open_async()
         self._keeper = LeaseKeeper(
             broker,
@@ -307,3 +325,10 @@ class Worker:
         await asyncio.gather(*helpers, return_exceptions=True)
         for pool in self._pools.values():
             await pool.stop()
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False

@@ -36,6 +36,7 @@ class _Lane:
     def _run(
         self,
         work: Callable[Concatenate[sqlite3.Connection, P], T],
+        /,
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
@@ -50,7 +51,7 @@ class _Lane:
         **kwargs: P.kwargs,
     ) -> T:
         """Run `work(connection, ...)` on the lane's thread and await its result."""
-        future = self._executor.submit(self._run, work, *args, **kwargs)  # type: ignore[arg-type]
+        future = self._executor.submit(self._run, work, *args, **kwargs)
         return await asyncio.wrap_future(future)
 
     async def close(self) -> None:
@@ -136,6 +137,7 @@ class Database:
         connection: sqlite3.Connection,
         begin: str,
         work: Callable[Concatenate[sqlite3.Connection, P], T],
+        /,
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:

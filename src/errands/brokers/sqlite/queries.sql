@@ -34,21 +34,11 @@ INSERT INTO jobs (
 )
 ON CONFLICT (id) DO NOTHING;
 
--- name: ids_stored
-SELECT id FROM jobs WHERE id IN (SELECT value FROM json_each(:ids));
-
 -- name: queue_add
 INSERT INTO queues (name) VALUES (:name) ON CONFLICT (name) DO NOTHING;
 
 -- name: queues_paused_among
 SELECT name FROM queues WHERE paused = 1 AND name IN (SELECT value FROM json_each(:queues));
-
--- name: promote_due_in_queues
--- Run by claim first, so a due retry needs no separate promoter pass to be claimed.
-UPDATE jobs SET state = 'available'
-WHERE state IN ('scheduled', 'retryable')
-  AND queue IN (SELECT value FROM json_each(:queues))
-  AND scheduled_at <= :now;
 
 -- name: claim_queue
 -- One queue: the subquery walks jobs_claimable in claim order and stops after :n rows.
@@ -159,10 +149,12 @@ FROM jobs WHERE state = 'running' AND lease_expires_at <= :now
 ORDER BY lease_expires_at LIMIT :limit;
 
 -- name: promote_due
+-- Every queue, oldest due first. Claims run it too (with :limit -1, no limit), so a due retry
+-- needs no promoter pass to be claimed.
 UPDATE jobs SET state = 'available'
 WHERE id IN (
     SELECT id FROM jobs WHERE state IN ('scheduled', 'retryable') AND scheduled_at <= :now
-    ORDER BY scheduled_at LIMIT :limit
+    ORDER BY scheduled_at, id LIMIT :limit
 );
 
 -- name: results_drop

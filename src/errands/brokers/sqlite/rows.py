@@ -6,9 +6,9 @@ itself lives in queries.sql.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import sqlite3
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
 import msgspec
 
@@ -26,7 +26,7 @@ from errands.job import (
 )
 from errands.lease import Lease
 
-Row = Mapping[str, Any]
+Row = sqlite3.Row
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MS: Final = timedelta(milliseconds=1)
 _json_encode = msgspec.json.Encoder().encode

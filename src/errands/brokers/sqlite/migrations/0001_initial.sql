@@ -39,7 +39,8 @@ CREATE TABLE jobs (
 CREATE INDEX jobs_claimable ON jobs (queue, priority DESC, scheduled_at, id)
     WHERE state = 'available';
 
--- Promotion inside a claim (per queue) and by the promoter (all queues).
+-- Promotion (by claims and the promoter) walks jobs_due; wait_ready asks for the next due
+-- job of its queues with jobs_due_by_queue.
 CREATE INDEX jobs_due_by_queue ON jobs (queue, scheduled_at)
     WHERE state IN ('scheduled', 'retryable');
 CREATE INDEX jobs_due ON jobs (scheduled_at) WHERE state IN ('scheduled', 'retryable');

@@ -1,0 +1,310 @@
+"""SQLiteBroker: the Broker contract on one SQLite file, the default broker of errands.
+
+It ties the pieces together: Database (threads, transactions, errors), the transaction bodies
+in writes.py, leases.py, maintenance.py and reads.py, and Wakeup for notices between processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Final
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from errands.brokers.contract import (
+    Capabilities,
+    Claimed,
+    Counts,
+    Enqueued,
+    Extended,
+    JobQuery,
+    Page,
+    RescueReport,
+    WorkerInfo,
+)
+from errands.brokers.sqlite import leases, maintenance, reads, writes
+from errands.brokers.sqlite.database import Database
+from errands.brokers.sqlite.rows import at_ms, job_from_row, lease_from_row, ms_at
+from errands.brokers.sqlite.wakeup import DONE, READY, Wakeup
+from errands.clock import Clock, SystemClock, to_ms
+from errands.job import TERMINAL_STATES, CancelReason, Job, JobId, JobSpec, JobState, Progress
+from errands.lease import Lease
+from errands.outcome import Cancelled, Completed, Failed, Outcome
+
+WORKER_TTL: Final = timedelta(seconds=60)
+DEFAULT_BUSY_TIMEOUT: Final = timedelta(seconds=30)
+#: Outcomes after which the job is surely terminal; the others may make it claimable again.
+_ENDING: Final = (Completed, Failed, Cancelled)
+
+
+class SQLiteBroker:
+    """Jobs in one SQLite file shared by every process on the host (never over NFS).
+
+    Durability: WAL with `synchronous=FULL` by default, so a write that returned survives a
+    power cut; `synchronous="NORMAL"` trades the last commits before a power cut (not a process
+    crash) for speed. A lock held by another process past `busy_timeout` raises
+    BrokerUnavailable, a full disk or `max_page_count` BrokerFull; either way the write left
+    nothing behind. Workers in other processes are woken through wakeup.py.
+    """
+
+    capabilities = Capabilities(
+        name="sqlite", notify=True, cross_process=True, transactional_enqueue=False
+    )
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        clock: Clock | None = None,
+        synchronous: str = "FULL",
+        busy_timeout: timedelta = DEFAULT_BUSY_TIMEOUT,
+    ) -> None:
+        self.path = Path(path)
+        self._clock = clock or SystemClock()
+        self._db = Database(self.path, synchronous=synchronous, busy_timeout=busy_timeout)
+        self._wakeup = Wakeup(self.path)
+        self._opened = False
+
+    @classmethod
+    def from_url(cls, url: str, *, clock: Clock) -> SQLiteBroker:
+        """`sqlite:///relative.db` or `sqlite:////absolute/path.db`, with optional
+        `?synchronous=NORMAL` and `?busy_timeout_ms=5000`."""
+        path, options = parse_url(url)
+        return cls(path, clock=clock, **options)  # type: ignore[arg-type]
+
+    @property
+    def calls(self) -> int:
+        """Transactions run so far (one per verb), for benchmarks."""
+        return self._db.calls
+
+    def _now_ms(self) -> int:
+        return ms_at(self._clock.now())
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Create the file if needed and apply pending migrations; idempotent."""
+        if not self._opened:
+            await self.migrate()
+            self._opened = True
+
+    async def close(self) -> None:
+        """Close the connections and the wake-up socket; idempotent. Nothing stored is lost."""
+        self._wakeup.close()
+        if self._opened:
+            self._opened = False
+            await self._db.close()
+            self._db = Database(
+                self.path, synchronous=self._db.synchronous, busy_timeout=self._db.busy_timeout
+            )
+
+    async def migrate(self) -> None:
+        """Apply missing numbered migrations in one transaction; safe to race between
+        processes."""
+        await self._db.write(writes.migrate, self._now_ms())
+
+    # -- producing -----------------------------------------------------------------------------
+
+    async def enqueue_many(self, specs: Sequence[JobSpec]) -> list[Enqueued]:
+        """Store every spec in one transaction; see Broker.enqueue_many."""
+        if not specs:
+            return []
+        enqueued = await self._db.write(writes.enqueue, specs, self._now_ms())
+        if not all(item.duplicate for item in enqueued):
+            self._wakeup.notify(READY)
+        return enqueued
+
+    # -- working -------------------------------------------------------------------------------
+
+    async def claim(
+        self, queues: Sequence[str], n: int, lease: timedelta, *, worker_id: str
+    ) -> list[Claimed]:
+        """Lease up to `n` jobs in one transaction; see Broker.claim."""
+        if n <= 0:
+            return []
+        rows = await self._db.write(
+            leases.claim,
+            queues,
+            n,
+            lease_ms=to_ms(lease),
+            worker_id=worker_id,
+            now_ms=self._now_ms(),
+        )
+        return [Claimed(job_from_row(row), lease_from_row(row)) for row in rows]
+
+    async def extend(
+        self,
+        leases_held: Sequence[Lease],
+        lease: timedelta,
+        *,
+        heartbeat: WorkerInfo,
+        progress: Mapping[JobId, Progress],
+    ) -> Extended:
+        """Push back every held lease in one transaction; see Broker.extend."""
+        kept, cancels, expires_ms = await self._db.write(
+            leases.extend,
+            leases_held,
+            lease_ms=to_ms(lease),
+            heartbeat=heartbeat,
+            progress=progress,
+            now_ms=self._now_ms(),
+        )
+        expires_at = at_ms(expires_ms)
+        return Extended([held.extended_to(expires_at) for held in kept], cancels)
+
+    async def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """Apply every outcome whose lease holds, in one transaction; see Broker.finish."""
+        if not outcomes:
+            return []
+        applied = await self._db.write(leases.finish, outcomes, self._now_ms())
+        moved = [outcome for outcome, ok in zip(outcomes, applied, strict=True) if ok]
+        ending = any(isinstance(outcome, _ENDING) for outcome in moved)
+        # Crashed may end the job or retry it; Released, Retrying and Snoozed bring it back.
+        again = any(not isinstance(outcome, _ENDING) for outcome in moved)
+        self._wakeup.notify((DONE if ending or again else b"") + (READY if again else b""))
+        return applied
+
+    async def wait_ready(self, queues: Sequence[str], timeout: timedelta) -> None:
+        """Return once a job of `queues` may be claimable, or at the timeout; a hint only.
+
+        Sleeps until a READY notice, the next scheduled job's due time, or a periodic
+        re-check, whichever comes first, then re-reads the database.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout.total_seconds()
+        while self._opened:
+            signal = self._wakeup.signal(READY)
+            ready, next_due_ms = await self._db.read(reads.readiness, queues)
+            now_ms = self._now_ms()
+            left = deadline - loop.time()
+            if ready or left <= 0 or (next_due_ms is not None and next_due_ms <= now_ms):
+                return
+            if next_due_ms is not None:
+                left = min(left, (next_due_ms - now_ms) / 1000)
+            await self._wakeup.wait(signal, left)
+
+    async def wait_done(self, job_ids: Sequence[JobId], timeout: timedelta) -> list[Job]:
+        """Return the jobs once all are terminal, or as they are at the timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout.total_seconds()
+        while True:
+            signal = self._wakeup.signal(DONE)
+            jobs = await self.get(job_ids)
+            left = deadline - loop.time()
+            if left <= 0 or all(job.state in TERMINAL_STATES for job in jobs):
+                return jobs
+            await self._wakeup.wait(signal, left)
+
+    # -- maintenance ---------------------------------------------------------------------------
+
+    async def rescue(self, *, limit: int) -> RescueReport:
+        """Recover expired leases in one transaction; see Broker.rescue."""
+        report = await self._db.write(maintenance.rescue, limit, self._now_ms())
+        if report.total:
+            self._wakeup.notify(
+                (DONE if report.failed or report.cancelled else b"")
+                + (READY if report.retried else b"")
+            )
+        return report
+
+    async def promote(self, *, limit: int) -> int:
+        """Due scheduled and retryable jobs become available; see Broker.promote."""
+        moved = await self._db.write(maintenance.promote, limit, self._now_ms())
+        if moved:
+            self._wakeup.notify(READY)
+        return moved
+
+    async def prune(self, *, finished_before: datetime, limit: int) -> int:
+        """Drop expired results and old terminal jobs; see Broker.prune."""
+        return await self._db.write(maintenance.prune, finished_before, limit, self._now_ms())
+
+    # -- inspecting ----------------------------------------------------------------------------
+
+    async def get(self, job_ids: Sequence[JobId]) -> list[Job]:
+        """Jobs by id, in the order asked; unknown ids left out."""
+        rows = await self._db.read(reads.jobs_by_ids, job_ids)
+        return [job_from_row(row) for row in rows]
+
+    async def list_jobs(self, query: JobQuery) -> Page:
+        """A page of jobs, newest first, by keyset on id."""
+        rows, more = await self._db.read(reads.page, query)
+        jobs = [job_from_row(row) for row in rows]
+        return Page(jobs, jobs[-1].id if more and jobs else None)
+
+    async def counts(self, queues: Sequence[str] | None = None) -> Counts:
+        """Jobs per queue and state, and the paused queues."""
+        return await self._db.read(reads.counts, queues)
+
+    async def workers(self) -> list[WorkerInfo]:
+        """Workers whose last heartbeat is within the last minute."""
+        cutoff = self._clock.now() - WORKER_TTL
+        return await self._db.read(reads.workers, ms_at(cutoff))
+
+    # -- controlling ---------------------------------------------------------------------------
+
+    async def cancel(self, job_ids: Sequence[JobId], *, reason: str = "requested") -> list[Job]:
+        """Cancel waiting jobs now and request it of running ones; see Broker.cancel."""
+        why = CancelReason(reason)  # an unknown reason is refused before anything is written
+        ended = await self._db.write(writes.cancel, job_ids, str(why), self._now_ms())
+        if ended:
+            self._wakeup.notify(DONE)
+        return await self.get(job_ids)
+
+    async def requeue(self, job_ids: Sequence[JobId]) -> list[Job]:
+        """Failed and cancelled jobs run again with fresh budgets; see Broker.requeue."""
+        moved = await self._db.write(writes.requeue, job_ids, self._now_ms())
+        if moved:
+            self._wakeup.notify(READY)
+        return await self.get(job_ids)
+
+    async def purge(self, queue: str, states: Sequence[JobState]) -> int:
+        """Delete the queue's jobs in `states`, never running ones."""
+        deleted = await self._db.write(writes.purge, queue, states)
+        if deleted:
+            self._wakeup.notify(DONE)  # a waiter on a deleted job stops waiting for it
+        return deleted
+
+    async def pause(self, queues: Sequence[str]) -> None:
+        """Claims skip these queues until resumed."""
+        await self._db.write(writes.pause, queues)
+
+    async def resume(self, queues: Sequence[str]) -> None:
+        """Claims take these queues again."""
+        await self._db.write(writes.resume, queues)
+        self._wakeup.notify(READY)
+
+
+def parse_url(url: str) -> tuple[Path, dict[str, object]]:
+    """The file path and constructor options of a `sqlite:` URL.
+
+    Three slashes then a relative path (`sqlite:///errands.db`), four for an absolute one
+    (`sqlite:////var/lib/errands.db`), as in SQLAlchemy.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite":
+        raise ValueError(f"not a sqlite URL: {url!r} (expected sqlite:///path.db)")
+    if parts.netloc:
+        raise ValueError(f"a sqlite URL names no host: {url!r} (use sqlite:///path.db)")
+    raw = unquote(parts.path)
+    path = raw[1:] if raw.startswith("/") else raw  # the slash after the empty host
+    if not path:
+        raise ValueError(f"no database file in {url!r} (expected sqlite:///path.db)")
+    return Path(path), _options(url, parse_qs(parts.query, strict_parsing=bool(parts.query)))
+
+
+def _options(url: str, query: dict[str, list[str]]) -> dict[str, object]:
+    options: dict[str, object] = {}
+    for name, values in query.items():
+        value = values[-1]
+        if name == "synchronous":
+            options["synchronous"] = value.upper()
+        elif name == "busy_timeout_ms" and value.isdigit():
+            options["busy_timeout"] = timedelta(milliseconds=int(value))
+        else:
+            raise ValueError(
+                f"unknown or bad option {name}={value!r} in {url!r} "
+                "(known: synchronous=OFF|NORMAL|FULL|EXTRA, busy_timeout_ms=<int>)"
+            )
+    return options

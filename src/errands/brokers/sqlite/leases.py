@@ -1,0 +1,175 @@
+"""Write transactions a worker starts about its leases: claim, extend and finish.
+
+Each function is the body of one BEGIN IMMEDIATE transaction run by Database.write on the
+writer thread; rows come back raw and are turned into values outside the transaction, so the
+write lock is held only for SQL.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+
+from errands.brokers.contract import WorkerInfo
+from errands.brokers.sqlite.rows import error_json, heartbeat_params, progress_json
+from errands.brokers.sqlite.writes import Q, as_json
+from errands.clock import to_ms
+from errands.job import JobId, Progress
+from errands.lease import Lease
+from errands.outcome import (
+    Cancelled,
+    Completed,
+    Crashed,
+    Failed,
+    Outcome,
+    Released,
+    Retrying,
+    Snoozed,
+)
+
+Params = dict[str, object]
+
+
+def claim(
+    connection: sqlite3.Connection,
+    queues: Sequence[str],
+    n: int,
+    *,
+    lease_ms: int,
+    worker_id: str,
+    now_ms: int,
+) -> list[sqlite3.Row]:
+    """Promote every due job (of any queue, as the memory broker does), then lease up to `n`
+    claimable jobs of `queues`.
+
+    Returns the claimed rows in claim order (priority high first, then scheduled_at, id).
+    """
+    if n <= 0:
+        return []
+    connection.execute(Q["promote_due"], {"now": now_ms, "limit": -1})
+    paused_rows = connection.execute(Q["queues_paused_among"], {"queues": as_json(queues)})
+    paused = {row["name"] for row in paused_rows}
+    open_queues = [queue for queue in dict.fromkeys(queues) if queue not in paused]
+    if not open_queues:
+        return []
+    params: Params = {"now": now_ms, "worker_id": worker_id, "expires_at": now_ms + lease_ms}
+    if len(open_queues) == 1:
+        rows = connection.execute(Q["claim_queue"], {**params, "queue": open_queues[0], "n": n})
+    else:
+        ids = _best_of_queues(connection, open_queues, n)
+        rows = connection.execute(Q["claim_ids"], {**params, "ids": as_json(ids)})
+    # RETURNING gives rows in no promised order; fetch them all before the COMMIT.
+    return sorted(rows.fetchall(), key=_claim_order)
+
+
+def _best_of_queues(connection: sqlite3.Connection, queues: list[str], n: int) -> list[JobId]:
+    candidates: list[sqlite3.Row] = []
+    for queue in queues:
+        candidates += connection.execute(Q["claim_candidates"], {"queue": queue, "n": n})
+    candidates.sort(key=_claim_order)
+    return [row["id"] for row in candidates[:n]]
+
+
+def _claim_order(row: sqlite3.Row) -> tuple[int, int, str]:
+    return (-row["priority"], row["scheduled_at"], row["id"])
+
+
+def _running(connection: sqlite3.Connection, leases: Sequence[Lease]) -> dict[JobId, sqlite3.Row]:
+    """The running rows among the jobs of `leases`, by job id; tokens are compared by
+    `_holds`."""
+    if not leases:
+        return {}
+    ids = as_json([lease.job_id for lease in leases])
+    return {row["id"]: row for row in connection.execute(Q["leases_held"], {"ids": ids})}
+
+
+def _holds(running: Mapping[JobId, sqlite3.Row], lease: Lease) -> bool:
+    row = running.get(lease.job_id)
+    return row is not None and row["lease_token"] == lease.token
+
+
+def extend(
+    connection: sqlite3.Connection,
+    leases: Sequence[Lease],
+    *,
+    lease_ms: int,
+    heartbeat: WorkerInfo,
+    progress: Mapping[JobId, Progress],
+    now_ms: int,
+) -> tuple[list[Lease], list[JobId], int]:
+    """Push back every held lease to now + lease; store progress and the heartbeat.
+
+    Returns the held leases, the ids among them with a cancel pending, and the new expiry.
+    """
+    running = _running(connection, leases)
+    expires_ms = now_ms + lease_ms
+    kept = [lease for lease in leases if _holds(running, lease)]
+    rows = []
+    for lease in kept:
+        said = progress.get(lease.job_id)
+        rows.append(
+            {
+                "id": lease.job_id,
+                "token": lease.token,
+                "expires_at": expires_ms,
+                "progress": None if said is None else progress_json(said),
+            }
+        )
+    connection.executemany(Q["lease_extend"], rows)
+    connection.execute(Q["worker_beat"], heartbeat_params(heartbeat, now_ms))
+    cancels = [lease.job_id for lease in kept if running[lease.job_id]["cancel_requested"]]
+    return kept, cancels, expires_ms
+
+
+def finish(connection: sqlite3.Connection, outcomes: Sequence[Outcome], now_ms: int) -> list[bool]:
+    """Apply each outcome whose lease holds, grouped into one executemany per kind.
+
+    Returns, in input order, whether each was applied. A second outcome for one lease in the
+    same batch is refused, as it would be in a later call.
+    """
+    running = _running(connection, [outcome.lease for outcome in outcomes])
+    batches: defaultdict[str, list[Params]] = defaultdict(list)
+    applied: list[bool] = []
+    for outcome in outcomes:
+        lease = outcome.lease
+        holds = _holds(running, lease)
+        if holds:
+            del running[lease.job_id]  # one outcome per lease
+            name, params = _statement(outcome, now_ms)
+            batches[name].append(
+                {"id": lease.job_id, "token": lease.token, "now": now_ms, **params}
+            )
+        applied.append(holds)
+    for name, rows in batches.items():
+        connection.executemany(Q[name], rows)
+    return applied
+
+
+def _statement(outcome: Outcome, now_ms: int) -> tuple[str, Params]:
+    """The finish_* query for `outcome` and the parameters beyond id, token and now."""
+    match outcome:
+        case Completed(result=result):
+            return "finish_completed", {"result": result}
+        case Retrying(error=error, delay=delay):
+            return "finish_retrying", {
+                "error": error_json(error),
+                "scheduled_at": now_ms + to_ms(delay),
+            }
+        case Failed(reason=reason, error=error):
+            return "finish_failed", {
+                "reason": str(reason),
+                "error": None if error is None else error_json(error),
+            }
+        case Crashed(error=error, delay=delay):
+            return "finish_crashed", {
+                "error": error_json(error),
+                "scheduled_at": now_ms + to_ms(delay),
+            }
+        case Cancelled(reason=reason):
+            return "finish_cancelled", {"reason": str(reason)}
+        case Released():
+            return "finish_released", {}
+        case Snoozed(delay=delay):
+            return "finish_snoozed", {"scheduled_at": now_ms + to_ms(delay)}
+    raise TypeError(f"not an Outcome: {outcome!r}")

@@ -1,0 +1,149 @@
+"""Write transactions of the SQLite broker that producers and operators start: migrate,
+enqueue, cancel, requeue, purge, pause and resume.
+
+Each function is the body of one BEGIN IMMEDIATE transaction run by Database.write on the
+writer thread; the worker's verbs are in leases.py, the SQL in queries.sql.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Final
+
+import msgspec
+
+from errands.brokers.contract import Enqueued
+from errands.brokers.sqlfiles import Migration, load_migrations, load_queries
+from errands.brokers.sqlite.rows import insert_params
+from errands.job import JobId, JobSpec, JobState
+
+Q: Final = load_queries(__package__ or "errands.brokers.sqlite")
+MIGRATIONS: Final = load_migrations(f"{__package__ or 'errands.brokers.sqlite'}.migrations")
+_json = msgspec.json.Encoder()
+
+
+def as_json(values: Sequence[str]) -> str:
+    """A list parameter, read in SQL with json_each."""
+    return _json.encode(list(values)).decode()
+
+
+def migrate(connection: sqlite3.Connection, now_ms: int) -> list[int]:
+    """Apply the migrations not yet recorded; returns the versions applied.
+
+    The caller's BEGIN IMMEDIATE holds the write lock, so processes racing to migrate take
+    turns and the later ones find nothing left to do.
+    """
+    connection.execute(Q["migrations_create"])
+    applied = {row["version"] for row in connection.execute(Q["migrations_applied"])}
+    done: list[int] = []
+    for migration in MIGRATIONS:
+        if migration.version not in applied:
+            _apply(connection, migration, now_ms)
+            done.append(migration.version)
+    return done
+
+
+def _apply(connection: sqlite3.Connection, migration: Migration, now_ms: int) -> None:
+    for statement in migration.statements():
+        connection.execute(statement)
+    connection.execute(
+        Q["migration_record"],
+        {"version": migration.version, "name": migration.name, "now": now_ms},
+    )
+
+
+def enqueue(
+    connection: sqlite3.Connection, specs: Sequence[JobSpec], now_ms: int
+) -> list[Enqueued]:
+    """Store `specs` in input order; a known idempotency key or id yields a duplicate."""
+    owners = _key_owners(connection, specs, now_ms)
+    replies: list[Enqueued] = []
+    rows: list[dict[str, object]] = []
+    for spec in specs:
+        key = spec.idempotency_key
+        if key is not None and key in owners:
+            replies.append(Enqueued(owners[key], duplicate=True))
+            continue
+        if key is not None:
+            owners[key] = spec.id  # a later spec of this batch with the key is a duplicate
+        replies.append(Enqueued(spec.id))
+        rows.append(insert_params(spec, now_ms))
+    if not _insert_all(connection, rows):
+        return _insert_one_by_one(connection, replies, rows)
+    connection.executemany(Q["queue_add"], [{"name": q} for q in {s.queue for s in specs}])
+    return replies
+
+
+def _key_owners(
+    connection: sqlite3.Connection, specs: Sequence[JobSpec], now_ms: int
+) -> dict[str, JobId]:
+    keys = [spec.idempotency_key for spec in specs if spec.idempotency_key is not None]
+    if not keys:
+        return {}
+    cursor = connection.execute(Q["idempotency_owners"], {"keys": as_json(keys), "now": now_ms})
+    return {row["idempotency_key"]: row["id"] for row in cursor}
+
+
+def _insert_all(connection: sqlite3.Connection, rows: list[dict[str, object]]) -> bool:
+    """Insert every row; False (and nothing inserted) if an id was already stored."""
+    connection.execute("SAVEPOINT enqueue")
+    inserted = connection.executemany(Q["job_insert"], rows).rowcount
+    if inserted == len(rows):
+        connection.execute("RELEASE enqueue")
+        return True
+    connection.execute("ROLLBACK TO enqueue")
+    connection.execute("RELEASE enqueue")
+    return False
+
+
+def _insert_one_by_one(
+    connection: sqlite3.Connection, replies: list[Enqueued], rows: list[dict[str, object]]
+) -> list[Enqueued]:
+    # The slow path, taken only when a spec's id is already stored (or repeated in the batch):
+    # a producer resending a batch whose reply it lost. Such a spec is a duplicate of itself.
+    fresh = iter(rows)
+    out: list[Enqueued] = []
+    for reply in replies:
+        if reply.duplicate:
+            out.append(reply)
+            continue
+        row = next(fresh)
+        stored = connection.execute(Q["job_insert"], row).rowcount == 1
+        if stored:
+            connection.execute(Q["queue_add"], {"name": row["queue"]})
+        out.append(Enqueued(reply.job_id, duplicate=not stored))
+    return out
+
+
+def cancel(
+    connection: sqlite3.Connection, job_ids: Sequence[JobId], reason: str, now_ms: int
+) -> int:
+    """Cancel waiting jobs, flag running ones; returns how many jobs ended now."""
+    ids = as_json(job_ids)
+    ended = connection.execute(
+        Q["cancel_waiting"], {"ids": ids, "reason": reason, "now": now_ms}
+    ).rowcount
+    connection.execute(Q["cancel_request"], {"ids": ids})
+    return ended
+
+
+def requeue(connection: sqlite3.Connection, job_ids: Sequence[JobId], now_ms: int) -> int:
+    """Failed and cancelled jobs become available; returns how many moved."""
+    return connection.execute(Q["requeue"], {"ids": as_json(job_ids), "now": now_ms}).rowcount
+
+
+def purge(connection: sqlite3.Connection, queue: str, states: Sequence[JobState]) -> int:
+    """Delete the queue's jobs in `states` (never running ones); returns how many."""
+    params = {"queue": queue, "states": as_json([str(state) for state in states])}
+    return connection.execute(Q["purge"], params).rowcount
+
+
+def pause(connection: sqlite3.Connection, queues: Sequence[str]) -> None:
+    """Mark `queues` paused, creating them if unknown."""
+    connection.executemany(Q["queue_pause"], [{"name": name} for name in queues])
+
+
+def resume(connection: sqlite3.Connection, queues: Sequence[str]) -> None:
+    """Clear the paused mark of `queues`."""
+    connection.executemany(Q["queue_resume"], [{"name": name} for name in queues])

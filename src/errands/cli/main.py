@@ -1,0 +1,35 @@
+"""The `errands` command group: one subcommand per module of this package.
+
+Each subcommand parses, calls the App or its broker, and prints; none holds queue logic.
+"""
+
+from __future__ import annotations
+
+import click
+
+from errands import __version__
+
+from .demo import demo_command
+from .dlq import dlq_group
+from .jobs import jobs_group
+from .worker import worker_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="errands")
+@click.option(
+    "--app-dir",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    envvar="ERRANDS_APP_DIR",
+    help="Directory put first on sys.path to import TARGET from.",
+)
+def main(app_dir: str) -> None:
+    """errands: a durable task queue. TARGET is "module:app" (or ERRANDS_APP)."""
+
+
+main.add_command(worker_command)
+main.add_command(jobs_group)
+main.add_command(dlq_group)
+main.add_command(demo_command)

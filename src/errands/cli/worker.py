@@ -1,0 +1,200 @@
+"""`errands worker`: run one Worker for a TARGET until SIGTERM or SIGINT, then exit 0.
+
+This module parses options, installs signal handlers and logging, and re-executes itself
+when the worker asks for a restart; claiming and running jobs is errands.worker's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, NoReturn, cast
+from urllib.parse import urlsplit, urlunsplit
+
+import click
+
+from errands.errors import ErrandsError
+from errands.task import POOLS, PoolName
+from errands.worker.worker import Worker
+
+from .target import Target, target_argument
+
+log = logging.getLogger("errands.cli")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+MB = 1024 * 1024
+
+
+if TYPE_CHECKING:
+    _QueuesType = click.ParamType[tuple[str, ...]]
+else:  # click < 8.4 has no generic ParamType to subscript at run time
+    _QueuesType = click.ParamType
+
+
+class QueueList(_QueuesType):
+    """ "a,b" -> ("a", "b"); an empty list or an empty name is a usage error naming the value."""
+
+    name = "a,b"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, ...]:
+        """Split on commas; refuse empty names."""
+        if isinstance(value, tuple):
+            return value
+        names = tuple(part.strip() for part in str(value).split(","))
+        if not all(names):
+            self.fail(f"{value!r} is not a comma-separated list of queue names", param, ctx)
+        return names
+
+
+@click.command("worker")
+@target_argument
+@click.option(
+    "--queues",
+    type=QueueList(),
+    help="Queues to claim from, comma-separated.  [default: every queue of the app's tasks]",
+)
+@click.option(
+    "--concurrency", type=click.IntRange(min=1), help="Jobs run at once.  [default: by pool]"
+)
+@click.option(
+    "--pool",
+    type=click.Choice(POOLS),
+    help="Run every job in this pool.  [default: each task's own]",
+)
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="How long running jobs may finish after SIGTERM.  [default: ERRANDS_GRACE or 30]",
+)
+@click.option(
+    "--lease",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Lease of each claimed job.  [default: ERRANDS_LEASE or 30]",
+)
+@click.option(
+    "--processes", type=click.IntRange(min=1), help="Process pool children.  [default: CPU count]"
+)
+@click.option(
+    "--max-jobs-per-child",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Replace a child after N jobs.",
+)
+@click.option(
+    "--max-memory",
+    type=click.IntRange(min=1),
+    metavar="MB",
+    help="Replace a child whose RSS passed MB after a job.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default="info",
+    show_default=True,
+)
+def worker_command(
+    target: Target,
+    queues: tuple[str, ...] | None,
+    concurrency: int | None,
+    pool: str | None,
+    grace: float | None,
+    lease: float | None,
+    processes: int | None,
+    max_jobs_per_child: int | None,
+    max_memory: int | None,
+    log_level: str,
+) -> None:
+    """Run a worker for TARGET ("module:app", or ERRANDS_APP) until SIGTERM or SIGINT.
+
+    The first signal stops claiming and lets running jobs finish within the grace; a second
+    one releases them at once. The broker URL is the App's (ERRANDS_BROKER_URL by default).
+    """
+    configure_logging(log_level)
+    # Process-pool children import the App the way this process did.
+    target.app.import_ref = target.ref
+    options: dict[str, Any] = {
+        "queues": queues,
+        "concurrency": concurrency,
+        "pool": cast(PoolName | None, pool),
+        "grace": timedelta(seconds=grace) if grace is not None else None,
+        "lease": timedelta(seconds=lease) if lease is not None else None,
+        "processes": processes,
+        "max_jobs_per_child": max_jobs_per_child,
+        "max_memory": max_memory * MB if max_memory is not None else None,
+    }
+    log.info("app %s, broker %s", target.ref, masked(target.app.settings.broker_url))
+    try:
+        worker = asyncio.run(serve(target, options))
+    except ErrandsError as error:
+        raise click.ClickException(str(error)) from None
+    if worker.restart_requested:
+        restart()
+    log.info("worker %s stopped after %d jobs", worker.id, worker.ran)
+
+
+async def serve(target: Target, options: dict[str, Any]) -> Worker:
+    """Run the worker on this loop with SIGTERM and SIGINT asking it to stop."""
+    worker = target.app.worker(**options)
+    loop = asyncio.get_running_loop()
+    on_signal = StopOnSignal(worker)
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        await worker.run()
+    finally:
+        for signum in STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
+        # Closed here, on its own loop, so the exit-time close has nothing left to do.
+        await target.app.close_async()
+    return worker
+
+
+class StopOnSignal:
+    """A loop signal handler: the first signal drains the worker, the next skips the grace."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker, self.received = worker, 0
+
+    def __call__(self, signum: signal.Signals) -> None:
+        """Ask the worker to stop (the Worker itself treats a second request as forced)."""
+        self.received += 1
+        if self.received == 1:
+            log.info("%s: stopping; running jobs may finish within the grace", signum.name)
+        else:
+            log.warning("%s again: releasing running jobs now", signum.name)
+        self.worker.request_stop()
+
+
+def restart() -> NoReturn:
+    """Replace this process with a fresh `python -m errands` run with the same arguments."""
+    args = [sys.executable, "-m", "errands", *sys.argv[1:]]
+    log.warning("restarting the worker: %s", " ".join(args))
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os.execv(sys.executable, args)
+
+
+def configure_logging(level: str) -> None:
+    """One line per event on stderr, with time, level and logger."""
+    logging.basicConfig(
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    logging.getLogger().setLevel(level.upper())
+
+
+def masked(url: str) -> str:
+    """The URL with any password replaced by ***, for logs."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
