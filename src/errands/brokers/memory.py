@@ -321,13 +321,14 @@ class MemoryBroker:
         """Wait until every job is terminal, or the timeout; see Broker.wait_done."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout.total_seconds()
+        pending = set(job_ids)  # shrinks as jobs end, so each wake-up checks only the rest
         condition = self._condition()
         async with condition:
             while True:
-                jobs = [self._jobs[i] for i in job_ids if i in self._jobs]
+                pending = {i for i in pending if i in self._jobs and not _ended(self._jobs[i])}
                 left = deadline - loop.time()
-                if all(j.state in TERMINAL_STATES for j in jobs) or left <= 0:
-                    return jobs
+                if not pending or left <= 0:
+                    return [self._jobs[i] for i in job_ids if i in self._jobs]
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(condition.wait(), left)
 
@@ -517,6 +518,10 @@ def _new_job(spec: JobSpec, now: datetime) -> Job:
         result_ttl=spec.result_ttl,
         idempotency_key=spec.idempotency_key,
     )
+
+
+def _ended(job: Job) -> bool:
+    return job.state in TERMINAL_STATES
 
 
 def _claim_order(job: Job) -> tuple[int, datetime, str]:
