@@ -1,0 +1,130 @@
+"""The thread pool: blocking functions in threads; past its limit a job fails with `timeout`,
+its thread runs on and is counted stuck, and too many stuck threads make the worker restart."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+import errands
+from errands.job import ErrorKind, FailReason, JobState
+from errands.worker.pools.threads import ThreadPool
+from tests.unit.worker.conftest import run_worker
+
+WITHIN = timedelta(seconds=10)
+
+
+@pytest.fixture
+def gate() -> Iterator[threading.Event]:
+    """Holds stuck threads until the test ends; always opened so no thread outlives the test."""
+    opened = threading.Event()
+    yield opened
+    opened.set()
+
+
+def test_a_plain_task_runs_in_a_pool_thread(app: errands.App) -> None:
+    @app.task
+    def where() -> str:
+        return threading.current_thread().name
+
+    handle = where.enqueue()
+    app.run_until_idle()
+
+    assert handle.result(timeout=WITHIN).startswith("errands-job")
+
+
+def test_threads_run_jobs_side_by_side(app: errands.App) -> None:
+    barrier = threading.Barrier(4, timeout=10)
+
+    @app.task
+    def meet() -> str:
+        barrier.wait()
+        return "met"
+
+    handles = meet.enqueue_many([()] * 4)
+    app.run_until_idle(concurrency=4)
+
+    assert [h.result(timeout=WITHIN) for h in handles] == ["met"] * 4
+
+
+def test_past_its_time_limit_a_job_fails_with_timeout_and_its_thread_is_counted_stuck(
+    app: errands.App, gate: threading.Event
+) -> None:
+    @app.task(timeout=timedelta(milliseconds=50), max_attempts=1)
+    def hangs() -> str:
+        gate.wait(timeout=60)
+        return "let go"
+
+    handle = hangs.enqueue()
+    worker = run_worker(app, concurrency=4)
+
+    job = handle.refresh()
+    assert (job.state, job.fail_reason) == (JobState.FAILED, FailReason.ERROR)
+    assert job.errors[-1].kind is ErrorKind.TIMEOUT
+    assert "its thread runs on" in job.errors[-1].message
+    pool = worker.pool("thread")
+    assert isinstance(pool, ThreadPool)
+    assert pool.stuck == 1
+    assert not worker.restart_requested
+
+
+def test_a_stuck_thread_is_no_longer_counted_once_it_ends(
+    app: errands.App, gate: threading.Event
+) -> None:
+    ended = threading.Event()
+
+    @app.task(timeout=timedelta(milliseconds=50), max_attempts=1)
+    def hangs() -> None:
+        gate.wait(timeout=60)
+        ended.set()
+
+    hangs.enqueue()
+    worker = run_worker(app, concurrency=2)
+    pool = worker.pool("thread")
+    assert isinstance(pool, ThreadPool)
+    assert pool.stuck == 1
+
+    gate.set()
+    assert ended.wait(timeout=10)
+
+    async def stuck_now() -> int:
+        return pool.stuck
+
+    # The count drops in a callback on the worker's loop once the thread has returned; each
+    # round trip to that loop lets pending callbacks run first.
+    deadline = time.monotonic() + 10
+    while app.portal.call(stuck_now) and time.monotonic() < deadline:
+        pass
+    assert pool.stuck == 0
+
+
+def test_more_stuck_threads_than_slots_make_the_worker_drain_and_ask_for_a_restart(
+    app: errands.App, gate: threading.Event
+) -> None:
+    @app.task(timeout=timedelta(milliseconds=50), max_attempts=1)
+    def hangs() -> None:
+        gate.wait(timeout=60)
+
+    first, second, third = hangs.enqueue_many([(), (), ()])
+    worker = run_worker(app, concurrency=1)
+
+    assert worker.restart_requested
+    assert [first.refresh().state, second.refresh().state] == [JobState.FAILED] * 2
+    assert third.refresh().state is JobState.AVAILABLE  # not claimed once draining began
+
+
+def test_a_coroutine_task_forced_onto_the_thread_pool_still_runs_on_the_loop(
+    app: errands.App,
+) -> None:
+    @app.task(pool="thread")
+    async def where() -> str:
+        return threading.current_thread().name
+
+    handle = where.enqueue()
+    app.run_until_idle()
+
+    assert handle.result(timeout=WITHIN) == "errands-portal"
