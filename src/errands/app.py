@@ -119,7 +119,7 @@ class App:
                 retry=policy,
                 timeout=timeout,
                 pool=pool or default_pool(func),
-                result_ttl=result_ttl or self.settings.result_ttl,
+                result_ttl=self.settings.result_ttl if result_ttl is None else result_ttl,
             )
             task_name = name or _default_name(func)
             if task_name in self.registry and self.registry[task_name].fn is not func:

@@ -1,14 +1,16 @@
 """Tagged JSON for task arguments and results: JSON types as they are, a few others tagged.
 
-datetime, date, time, timedelta, UUID, Decimal, bytes, tuple and set travel as
-`{"__errands__": "<type>", "v": <json>}` so they come back as the same type; anything else is
-a TypeError at enqueue, never a pickle.
+datetime, date, time, timedelta, UUID, Decimal, bytes, tuple, set and non-finite floats travel
+as `{"__errands__": "<type>", "v": <json>}` so they come back as the same type; a user's dict
+that holds the tag key is itself tagged, so it comes back unchanged. Anything else is a
+TypeError at enqueue, never a pickle.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import math
 import uuid
 from decimal import Decimal
 from typing import Any, Final
@@ -26,6 +28,8 @@ def _tagged(kind: str, value: object) -> dict[str, object]:
 
 def to_wire(value: Any) -> Any:
     """Turn `value` into plain JSON types, tagging the extra types."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return _tagged("float", repr(value))  # JSON has no NaN or infinity
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, list):
@@ -36,7 +40,7 @@ def to_wire(value: Any) -> Any:
             if not isinstance(key, str):
                 raise TypeError(f"dict keys must be str to travel as JSON, got {key!r}")
             out[key] = to_wire(item)
-        return out
+        return _tagged("dict", out) if TAG in out else out
     return _to_tagged(value)
 
 
@@ -52,7 +56,8 @@ def _to_tagged(value: Any) -> dict[str, object]:
     if isinstance(value, dt.time):
         return _tagged("time", value.isoformat())
     if isinstance(value, dt.timedelta):
-        return _tagged("timedelta", value.total_seconds())
+        # Exact: float seconds would drop microseconds of long durations.
+        return _tagged("timedelta", [value.days, value.seconds, value.microseconds])
     if isinstance(value, uuid.UUID):
         return _tagged("uuid", str(value))
     if isinstance(value, Decimal):
@@ -71,7 +76,9 @@ _FROM_TAG: Final[dict[str, Any]] = {
     "datetime": dt.datetime.fromisoformat,
     "date": dt.date.fromisoformat,
     "time": dt.time.fromisoformat,
-    "timedelta": lambda v: dt.timedelta(seconds=v),
+    "timedelta": lambda v: dt.timedelta(*v) if isinstance(v, list) else dt.timedelta(seconds=v),
+    "float": float,
+    "dict": lambda v: {k: from_wire(x) for k, x in v.items()},
     "uuid": uuid.UUID,
     "decimal": Decimal,
     "bytes": base64.b64decode,

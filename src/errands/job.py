@@ -176,8 +176,11 @@ def new_job_id() -> JobId:
     global _last_ms, _seq
     ms = time.time_ns() // 1_000_000
     if ms <= _last_ms:
-        # Same millisecond: bump a counter so ids made in a burst still sort in order.
+        # Same millisecond (or the clock stepped back): bump a counter so ids made in a burst
+        # still sort in order; past 12 bits, borrow the next millisecond.
         ms, _seq = _last_ms, _seq + 1
+        if _seq > 0xFFF:
+            ms, _seq = ms + 1, 0
     else:
         _seq = 0
     _last_ms = ms

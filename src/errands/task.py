@@ -142,7 +142,7 @@ class Task(Generic[P, R]):
         queue = options.queue or self.defaults.queue
         priority = self.defaults.priority if options.priority is None else options.priority
         max_attempts = options.max_attempts or self.defaults.max_attempts
-        result_ttl = options.result_ttl or self.defaults.result_ttl
+        result_ttl = self.defaults.result_ttl if options.result_ttl is None else options.result_ttl
         timeout = self.defaults.timeout
         payload = envelope.encode(
             envelope.Envelope(

@@ -95,12 +95,6 @@ def test_an_id_carries_the_time_it_was_made_in_its_first_48_bits() -> None:
     assert before <= uuid.UUID(made).int >> 80 <= after
 
 
-@pytest.mark.xfail(
-    reason="job bug: the per-millisecond counter is 12 bits and wraps after 4096 ids, "
-    "e.g. after the wall clock steps back, so later ids sort before earlier ones",
-    strict=True,
-    raises=AssertionError,
-)
 def test_ids_still_sort_when_more_than_4096_are_made_in_one_millisecond(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -171,12 +171,6 @@ def test_an_argument_json_cannot_carry_is_refused_at_enqueue(
         add.call(object(), 1).spec()  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(
-    reason="task bug: build_spec uses `options.result_ttl or default`, so a zero result_ttl "
-    "(keep no result) silently becomes the default day",
-    strict=True,
-    raises=AssertionError,
-)
 def test_a_zero_result_ttl_is_kept_not_replaced_by_the_default(
     add: errands.Task[[int, int], int],
 ) -> None:

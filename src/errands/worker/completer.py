@@ -15,6 +15,7 @@ from errands.brokers.contract import Broker
 from errands.outcome import Outcome
 
 log = logging.getLogger("errands.worker")
+RETRY = 0.5  # seconds before a failed finish() is tried again
 
 
 class Completer:
@@ -42,7 +43,7 @@ class Completer:
     def add(self, outcome: Outcome, *, now: bool = False) -> None:
         """Queue one outcome; `now` flushes at once (the worker went idle)."""
         self._pending.append(outcome)
-        if now or len(self._pending) >= self._size:
+        if now or len(self._pending) == self._size:
             self._schedule_flush()
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self._window, self._schedule_flush)
@@ -64,10 +65,11 @@ class Completer:
             try:
                 applied = await self._broker.finish(batch)
             except Exception:
-                # Not lost: the leases still stand; the batch is tried again on the next flush.
-                log.exception("finish of %d outcomes failed; will retry", len(batch))
+                # Not lost: the leases still stand; the batch is tried again shortly.
+                log.exception("finish of %d outcomes failed; retrying in %ss", len(batch), RETRY)
                 self._pending[:0] = batch
-                await asyncio.sleep(0.5)
+                if self._timer is None:
+                    self._timer = asyncio.get_running_loop().call_later(RETRY, self._schedule_flush)
                 return
             self.flushes += 1
             self._on_flushed(batch, applied)

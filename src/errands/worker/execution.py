@@ -15,7 +15,7 @@ from typing import Any
 
 from errands import codec, envelope
 from errands.brokers.contract import Claimed
-from errands.errors import MalformedMessage, Retry, Timeout
+from errands.errors import Retry, Timeout
 from errands.job import AttemptError, ErrorKind, FailReason
 from errands.outcome import Completed, Failed, Outcome, Retrying
 from errands.task import Task
@@ -39,9 +39,7 @@ def prepare(claimed: Claimed, registry: Mapping[str, Task[..., Any]]) -> Invocat
     try:
         env = envelope.decode(claimed.job.payload)
         args, kwargs = codec.from_wire(env.args), codec.from_wire(env.kwargs)
-    except MalformedMessage as error:
-        return _dead(claimed, FailReason.MALFORMED, ErrorKind.MALFORMED, error, raw=True)
-    except (ValueError, TypeError) as error:  # a tagged value that does not parse
+    except Exception as error:  # MalformedMessage, or a tagged value that does not parse
         return _dead(claimed, FailReason.MALFORMED, ErrorKind.MALFORMED, error, raw=True)
     task = registry.get(env.task)
     if task is None:
@@ -68,14 +66,16 @@ def completed(claimed: Claimed, value: Any) -> Outcome:
 def classify(
     error: BaseException, claimed: Claimed, task: Task[..., Any], kind: ErrorKind | None = None
 ) -> Outcome:
-    """Turn an exception raised by an attempt into Retrying or Failed, by the retry policy."""
+    """Turn an exception raised by an attempt (or a task's SystemExit) into Retrying or Failed,
+    by the retry policy."""
     attempt_error = error_of(claimed, error, kind)
     failures = claimed.job.failures + 1
     policy = task.defaults.retry
     if failures >= claimed.job.max_attempts or not policy.retries(error):
         return Failed(claimed.lease, FailReason.ERROR, attempt_error)
-    delay = error.in_ if isinstance(error, Retry) and error.in_ is not None else None
-    return Retrying(claimed.lease, attempt_error, delay or policy.delay(failures))
+    if isinstance(error, Retry) and error.in_ is not None:
+        return Retrying(claimed.lease, attempt_error, error.in_)
+    return Retrying(claimed.lease, attempt_error, policy.delay(failures))
 
 
 def error_of(claimed: Claimed, error: BaseException, kind: ErrorKind | None = None) -> AttemptError:

@@ -7,8 +7,6 @@ import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from errands.lease import Lease
 from errands.outcome import Completed, Outcome
 from errands.worker.completer import Completer
@@ -198,12 +196,6 @@ async def test_drain_retries_until_a_failing_broker_takes_the_outcomes() -> None
     assert len(completer) == 0
 
 
-@pytest.mark.xfail(
-    reason="completer bug: a failed flush puts its batch back but schedules no retry, so "
-    "with no later outcome or drain the jobs stay running (leases extended) indefinitely",
-    strict=True,
-    raises=TimeoutError,
-)
 async def test_a_failed_finish_is_retried_without_another_outcome_arriving() -> None:
     broker = FakeBroker(failures=1)
     completer, _ = completer_for(broker, window=timedelta(milliseconds=10))

@@ -142,12 +142,6 @@ def test_a_tag_whose_value_is_the_wrong_type_fails_as_malformed(
     assert outcome.reason is FailReason.MALFORMED
 
 
-@pytest.mark.xfail(
-    reason="execution bug: prepare() catches only ValueError/TypeError from codec.from_wire; "
-    "decimal.InvalidOperation, AttributeError (uuid of an int) and OverflowError escape",
-    strict=True,
-    raises=(ArithmeticError, AttributeError),
-)
 @pytest.mark.parametrize(
     "tagged",
     [
@@ -244,11 +238,6 @@ def test_retry_in_overrides_the_policys_delay(app: errands.App) -> None:
     assert outcome.delay == timedelta(seconds=3)
 
 
-@pytest.mark.xfail(
-    reason="execution bug: `delay or policy.delay(failures)` treats timedelta(0) as missing",
-    strict=True,
-    raises=AssertionError,
-)
 def test_retry_in_zero_asks_for_no_delay(app: errands.App) -> None:
     task = retrying_task(app, retry=errands.RetryPolicy(base=timedelta(hours=1)))
 

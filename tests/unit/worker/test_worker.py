@@ -212,12 +212,6 @@ def test_retry_without_a_delay_follows_the_policy_and_counts_as_an_attempt(
     assert (job.state, job.fail_reason, job.attempt) == (JobState.FAILED, FailReason.ERROR, 2)
 
 
-@pytest.mark.xfail(
-    reason="execution bug: classify() does `delay or policy.delay(...)`, so "
-    "Retry(in_=timedelta(0)) is falsy and gets the policy's backoff instead of running at once",
-    strict=True,
-    raises=AssertionError,
-)
 def test_retry_in_zero_runs_the_job_again_at_once(app: errands.App) -> None:
     calls: list[int] = []
 
@@ -322,13 +316,6 @@ def test_a_malformed_payloads_kept_bytes_are_capped(app: errands.App) -> None:
     assert len(job.errors[-1].message) < 20_000
 
 
-@pytest.mark.xfail(
-    reason="execution bug: prepare() catches only ValueError/TypeError from codec.from_wire; "
-    "Decimal('abc') raises decimal.InvalidOperation, so the worker's task dies, no outcome is "
-    "sent and the job stays running with its lease kept alive",
-    strict=True,
-    raises=AssertionError,
-)
 def test_a_tagged_argument_that_does_not_parse_is_dead_lettered_as_malformed(
     app: errands.App,
 ) -> None:
@@ -366,12 +353,6 @@ if not runner.is_alive():
 """
 
 
-@pytest.mark.xfail(
-    reason="worker bug: SystemExit from a task is not turned into an outcome; asyncio re-raises "
-    "it out of the worker's loop, which ends the loop thread, so run_until_idle never returns",
-    strict=True,
-    raises=AssertionError,
-)
 def test_a_task_calling_sys_exit_fails_its_job_and_the_worker_returns() -> None:
     # In a subprocess: the bug kills the loop thread, which must not leak into this process.
     done = subprocess.run(

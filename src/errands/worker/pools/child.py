@@ -64,7 +64,7 @@ def run_one(claimed: Claimed, app: App) -> Outcome:
                 value = asyncio.run(value)
     except Timeout as error:
         return classify(error, claimed, prepared.task, ErrorKind.TIMEOUT)
-    except Exception as error:  # the task's own failure becomes an Outcome
+    except (Exception, SystemExit) as error:  # the task's own failure becomes an Outcome
         return classify(error, claimed, prepared.task)
     return completed(claimed, value)
 

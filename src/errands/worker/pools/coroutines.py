@@ -37,7 +37,7 @@ class CoroutinePool:
                 late = Timeout(f"{task.name} ran past its {limit:g}s time limit and was cancelled")
                 return classify(late, claimed, task, ErrorKind.TIMEOUT)
             return classify(error, claimed, task)
-        except Exception as error:  # the task's own failure becomes an Outcome
+        except (Exception, SystemExit) as error:  # the task's own failure becomes an Outcome
             return classify(error, claimed, task)
         return completed(claimed, value)
 

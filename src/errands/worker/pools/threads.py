@@ -92,5 +92,5 @@ def _capture(call: Callable[[], Any]) -> tuple[bool, Any]:
     # Exceptions travel back as values so a job's error is never logged as the executor's.
     try:
         return True, call()
-    except Exception as error:
+    except (Exception, SystemExit) as error:  # sys.exit() in a task ends the job, not the worker
         return False, error
