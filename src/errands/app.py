@@ -12,9 +12,9 @@ import contextlib
 import inspect
 import os
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
 
 from errands.brokers import from_url
 from errands.brokers.contract import Broker
@@ -33,6 +33,16 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
+
+
+class TaskDecorator(Protocol):
+    """What `@app.task(...)` returns: a coroutine function's task yields the awaited value."""
+
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
 
 
 class App:
@@ -67,6 +77,9 @@ class App:
     # -- tasks ---------------------------------------------------------------------------------
 
     @overload
+    def task(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+
+    @overload
     def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
 
     @overload
@@ -83,7 +96,7 @@ class App:
         timeout: timedelta | None = None,
         pool: PoolName | None = None,
         result_ttl: timedelta | None = None,
-    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+    ) -> TaskDecorator: ...
 
     def task(  # type: ignore[misc]
         self,
