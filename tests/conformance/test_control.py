@@ -96,7 +96,11 @@ async def test_purge_deletes_the_jobs_of_one_queue_in_the_given_states(
 ) -> None:
     later = clock.now() + timedelta(hours=1)
     [a1, a2, scheduled, other] = await enqueue(
-        broker, spec(queue="a"), spec(queue="a"), spec(queue="a", scheduled_at=later), spec(queue="b")
+        broker,
+        spec(queue="a"),
+        spec(queue="a"),
+        spec(queue="a", scheduled_at=later),
+        spec(queue="b"),
     )
     assert await broker.purge("a", [JobState.AVAILABLE]) == 2
     assert await states_of(broker, [a1, a2, scheduled, other]) == [

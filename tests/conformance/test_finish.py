@@ -179,7 +179,11 @@ async def test_finish_answers_each_outcome_of_a_batch_in_order(broker: Broker) -
     [done, released] = await broker.claim(["default"], n=2, lease=LEASE, worker_id="w1")
     stale = Lease(done.job.id, 1, "stale", done.lease.expires_at)
     applied = await broker.finish(
-        [Completed(stale, result=b""), Completed(done.lease, result=b"ok"), Released(released.lease)]
+        [
+            Completed(stale, result=b""),
+            Completed(done.lease, result=b"ok"),
+            Released(released.lease),
+        ]
     )
     assert applied == [False, True, True]
     jobs = await broker.get([done.job.id, released.job.id])

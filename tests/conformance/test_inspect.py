@@ -61,9 +61,7 @@ async def test_list_jobs_filters_by_task(broker: Broker) -> None:
     assert [job.id for job in page.jobs] == [report]
 
 
-async def test_list_jobs_filters_by_any_of_several_states(
-    broker: Broker, clock: FakeClock
-) -> None:
+async def test_list_jobs_filters_by_any_of_several_states(broker: Broker, clock: FakeClock) -> None:
     later = clock.now() + timedelta(hours=1)
     [running, available, scheduled] = await enqueue(
         broker, spec(), spec(), spec(scheduled_at=later)
@@ -76,9 +74,7 @@ async def test_list_jobs_filters_by_any_of_several_states(
 
 
 async def test_list_jobs_filters_combine(broker: Broker) -> None:
-    [_, wanted, _] = await enqueue(
-        broker, spec("a", "mail"), spec("b", "mail"), spec("b", "sms")
-    )
+    [_, wanted, _] = await enqueue(broker, spec("a", "mail"), spec("b", "mail"), spec("b", "sms"))
     page = await broker.list_jobs(JobQuery(queue="mail", task="b", states=(JobState.AVAILABLE,)))
     assert [job.id for job in page.jobs] == [wanted]
 

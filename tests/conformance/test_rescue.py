@@ -38,9 +38,7 @@ async def test_rescued_job_is_claimable_again_at_once(broker: Broker, clock: Fak
     assert (again.job.id, again.job.attempt, again.job.worker_id) == (job_id, 2, "w2")
 
 
-async def test_rescue_leaves_a_lease_that_has_not_expired(
-    broker: Broker, clock: FakeClock
-) -> None:
+async def test_rescue_leaves_a_lease_that_has_not_expired(broker: Broker, clock: FakeClock) -> None:
     [job_id] = await enqueue(broker, spec())
     claimed = await claim_one(broker)
     clock.advance(LEASE - timedelta(seconds=1))
@@ -120,9 +118,7 @@ async def test_rescue_moves_at_most_limit_jobs_per_pass(broker: Broker, clock: F
     assert sorted(first.retried + second.retried) == sorted(job_ids)
 
 
-async def test_finish_by_a_rescued_owner_changes_nothing(
-    broker: Broker, clock: FakeClock
-) -> None:
+async def test_finish_by_a_rescued_owner_changes_nothing(broker: Broker, clock: FakeClock) -> None:
     await enqueue(broker, spec())
     first = await claim_one(broker, worker_id="w1")
     clock.advance(PAST_LEASE)

@@ -4,6 +4,7 @@ old terminal jobs, never waiting or running ones."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from errands.brokers.contract import Broker
 from errands.job import FailReason, JobState
@@ -15,7 +16,7 @@ from .conftest import LEASE, claim_one, enqueue, error, get_one, spec, states_of
 LONG_AGO = timedelta(days=365)
 
 
-async def complete(broker: Broker, result: bytes, **fields: object) -> str:
+async def complete(broker: Broker, result: bytes, **fields: Any) -> str:
     """Enqueue, claim and complete one job; returns its id."""
     [job_id] = await enqueue(broker, spec(**fields))
     claimed = await claim_one(broker)

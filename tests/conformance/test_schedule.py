@@ -58,9 +58,7 @@ async def test_promote_makes_due_scheduled_jobs_available_and_counts_them(
     ]
 
 
-async def test_promote_makes_due_retryable_jobs_available(
-    broker: Broker, clock: FakeClock
-) -> None:
+async def test_promote_makes_due_retryable_jobs_available(broker: Broker, clock: FakeClock) -> None:
     [job_id] = await enqueue(broker, spec())
     claimed = await claim_one(broker)
     await broker.finish([Retrying(claimed.lease, error(), delay=timedelta(seconds=30))])

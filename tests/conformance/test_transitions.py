@@ -26,7 +26,9 @@ from errands.testing import FakeClock
 from .conftest import LEASE, claim_one, enqueue, error, heartbeat, spec
 
 Edge = tuple[JobState, JobState]
-ALLOWED: frozenset[Edge] = frozenset((old, new) for old, news in TRANSITIONS.items() for new in news)
+ALLOWED: frozenset[Edge] = frozenset(
+    (old, new) for old, news in TRANSITIONS.items() for new in news
+)
 #: claim promotes due jobs first, so one claim may show two allowed steps as one change.
 PROMOTED_BY_CLAIM = frozenset({JobState.SCHEDULED, JobState.RETRYABLE})
 

@@ -8,13 +8,19 @@ Nothing here asserts how fast a wait returned.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
+
+import pytest
 
 from errands.brokers.contract import Broker
 from errands.job import JobState
 from errands.outcome import Completed
+from errands.testing import FakeClock
 
-from .conftest import LEASE, claim_one, enqueue, spec
+from .conftest import LEASE, claim_one, enqueue, make_broker, spec
 
 BOUND = 10.0  # real seconds a wait woken by an event must beat; generous for slow machines
 LONG = timedelta(minutes=5)  # a wait timeout no test may reach
@@ -96,3 +102,44 @@ async def test_wait_done_leaves_out_unknown_ids(broker: Broker) -> None:
     unknown = spec().id
     jobs = await asyncio.wait_for(broker.wait_done([unknown, job_id], LONG), BOUND)
     assert [job.id for job in jobs] == [job_id]
+
+
+@asynccontextmanager
+async def second_broker(
+    broker: Broker, kind: str, clock: FakeClock, tmp_path: Path
+) -> AsyncIterator[Broker]:
+    """Another broker object on the storage of `broker`, as another process would open it."""
+    if not broker.capabilities.cross_process:
+        pytest.skip(f"{kind} is not shared between processes (cross_process=False)")
+    other = make_broker(kind, clock, tmp_path)
+    await other.open()
+    try:
+        yield other
+    finally:
+        await other.close()
+
+
+async def test_wait_ready_wakes_for_a_job_enqueued_through_another_broker_object(
+    broker: Broker, broker_kind: str, clock: FakeClock, tmp_path: Path
+) -> None:
+    async with second_broker(broker, broker_kind, clock, tmp_path) as producer:
+        waiter = asyncio.create_task(broker.wait_ready(["default"], LONG))
+        await let_waiters_block()
+        assert not waiter.done()
+        enqueuing = asyncio.create_task(enqueue(producer, spec()))
+        await asyncio.wait_for(asyncio.gather(waiter, enqueuing), BOUND)
+        assert len(await broker.claim(["default"], n=10, lease=LEASE, worker_id="w1")) == 1
+
+
+async def test_wait_done_wakes_for_a_job_finished_through_another_broker_object(
+    broker: Broker, broker_kind: str, clock: FakeClock, tmp_path: Path
+) -> None:
+    async with second_broker(broker, broker_kind, clock, tmp_path) as worker:
+        [job_id] = await enqueue(broker, spec())
+        claimed = await claim_one(worker)
+        waiter = asyncio.create_task(broker.wait_done([job_id], LONG))
+        await let_waiters_block()
+        assert not waiter.done()
+        finishing = asyncio.create_task(worker.finish([Completed(claimed.lease, result=b"r")]))
+        [job], _ = await asyncio.wait_for(asyncio.gather(waiter, finishing), BOUND)
+        assert (job.state, job.result) == (JobState.COMPLETED, b"r")

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -47,6 +48,15 @@ class Workers:
         )
         self.procs.append(proc)
         return proc
+
+    def wait_log(self, index: int, text: str, within: timedelta) -> None:
+        """Wait until worker number `index` has logged `text`."""
+        log = self.tmp_path / f"worker-{index}.log"
+        deadline = time.monotonic() + within.total_seconds()
+        while text not in log.read_text():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"worker {index} never logged {text!r}: {log.read_text()}")
+            time.sleep(0.02)  # a log written by another process; nothing to await
 
     def stop_all(self) -> None:
         for proc in self.procs:

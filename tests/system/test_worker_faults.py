@@ -63,6 +63,8 @@ def test_second_sigterm_skips_the_grace(app: errands.App, workers: Workers, ledg
     worker = workers.start("--pool", "thread", "--grace", "60", lease=30)
     ledger.wait_for("start", "long", within=WITHIN)
     worker.send_signal(signal.SIGTERM)
+    # Two signals sent back to back can merge into one in the kernel: wait for the first.
+    workers.wait_log(0, "draining", WITHIN)
     worker.send_signal(signal.SIGTERM)
 
     assert worker.wait(timeout=20) == 0

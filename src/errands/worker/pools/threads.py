@@ -2,7 +2,8 @@
 
 A Python thread cannot be killed. At its time limit a job is failed with kind `timeout` (and
 retried by policy) while its thread runs on, counted as stuck; past `max_stuck` the worker is
-told to drain and restart so stuck threads cannot starve it.
+told to drain and restart so stuck threads cannot starve it. Threads are daemons: the stdlib
+executor joins its threads at exit, so one stuck job would hold a stopping worker forever.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import queue
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
 from errands.brokers.contract import Claimed
@@ -39,14 +42,12 @@ class ThreadPool:
         self.max_stuck = size if max_stuck is None else max_stuck
         self.stuck = 0
         self._on_too_stuck = on_too_stuck
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: DaemonExecutor | None = None
 
     async def start(self) -> None:
         """Create the executor (threads start on demand)."""
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(
-                max_workers=self.size + self.max_stuck, thread_name_prefix="errands-job"
-            )
+            self._executor = DaemonExecutor(self.size + self.max_stuck)
 
     async def run(self, claimed: Claimed, invocation: Invocation) -> Outcome:
         """Run the function in a thread; at its timeout, fail the attempt and count the thread."""
@@ -54,7 +55,7 @@ class ThreadPool:
         assert self._executor is not None
         task = invocation.task
         call = functools.partial(task.fn, *invocation.args, **invocation.kwargs)
-        future = asyncio.get_running_loop().run_in_executor(self._executor, _capture, call)
+        future = asyncio.wrap_future(self._executor.submit(functools.partial(_capture, call)))
         limit = invocation.timeout.total_seconds() if invocation.timeout else None
         done, _ = await asyncio.wait({future}, timeout=limit)
         if not done:
@@ -84,7 +85,7 @@ class ThreadPool:
     async def stop(self) -> None:
         """Stop accepting work; threads still running finish in the background."""
         if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor.shutdown()
             self._executor = None
 
 
@@ -94,3 +95,46 @@ def _capture(call: Callable[[], Any]) -> tuple[bool, Any]:
         return True, call()
     except (Exception, SystemExit) as error:  # sys.exit() in a task ends the job, not the worker
         return False, error
+
+
+class DaemonExecutor:
+    """Up to `max_workers` daemon threads, started on demand, fed from one queue."""
+
+    def __init__(self, max_workers: int) -> None:
+        self._max = max_workers
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0
+
+    def submit(self, call: Callable[[], Any]) -> Future[Any]:
+        """Run `call` on a pool thread; its Future carries the value or the exception."""
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._idle == 0 and self._threads < self._max:
+                self._threads += 1
+                threading.Thread(target=self._serve, name="errands-job", daemon=True).start()
+            elif self._idle > 0:
+                self._idle -= 1
+        self._jobs.put((call, future))
+        return future
+
+    def _serve(self) -> None:
+        while (item := self._jobs.get()) is not None:
+            call, future = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(call())
+                except BaseException as error:  # delivered to the awaiting job, never lost here
+                    future.set_exception(error)
+            with self._lock:
+                self._idle += 1
+
+    def shutdown(self) -> None:
+        """Ask idle threads to end; busy ones end after their call (or with the process)."""
+        with self._lock:
+            threads, self._threads, self._idle = self._threads, 0, 0
+        for _ in range(threads):
+            self._jobs.put(None)
