@@ -174,6 +174,7 @@ class App:
                 await self.broker.open()
             except BaseException as error:
                 self._opened.set_exception(error)
+                self._opened.exception()  # raised to every waiter; never "never retrieved"
                 self._opened = None
                 raise
             self._opened.set_result(None)

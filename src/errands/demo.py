@@ -20,7 +20,7 @@ from pathlib import Path
 
 from errands import codec
 from errands.app import App
-from errands.job import Job, JobId, JobState
+from errands.job import TERMINAL_STATES, WAITING_STATES, Job, JobId, JobState
 from errands.settings import Settings
 from errands.task import Task
 from errands.worker.worker import Worker
@@ -28,8 +28,7 @@ from errands.worker.worker import Worker
 WORD = "treasure"
 QUEUE = "demo"
 #: Words for the decoy text; none contains WORD, and words are space-separated, so WORD can
-#: only appear where it is planted.
-# A string of words reads better than a 56-line list literal.
+#: only appear where it is planted. (One string reads better than a 56-line list literal.)
 VOCABULARY = tuple(
     (  # noqa: SIM905
         "amber anchor atlas beacon bramble canyon cedar cobalt compass copper coral dune ember "
@@ -41,10 +40,12 @@ VOCABULARY = tuple(
 )
 #: How often the driver looks at the jobs. A find is acted on within this long; it is short
 #: because a 100-file search takes a few milliseconds, so every poll interval lets more jobs
-#: run that the find would have cancelled. One get() of the unfinished jobs per poll.
+#: run that the find would have cancelled. A poll is one counts() and one small get().
 POLL = timedelta(milliseconds=20)
 #: The demo's lease keeper ticks this often, so a cancel request reaches a running job fast.
 EXTEND_EVERY = timedelta(milliseconds=250)
+#: A search job ends within milliseconds, so the worker never needs the usual 30 s to drain.
+GRACE = timedelta(seconds=5)
 
 Progress = Callable[[str, int, int], None]
 """on_progress(phase, done, total): phase "files" while writing them, then "jobs"."""
@@ -146,25 +147,24 @@ async def hunt(plan: Hunt, on_progress: Progress) -> Report:
     # Producer, watcher and worker share this loop: the App's portal adopts it before first use.
     hunter.portal.adopt(asyncio.get_running_loop())
     worker = hunter.worker(
-        queues=[QUEUE], pool="process", processes=plan.processes, concurrency=plan.processes
+        queues=[QUEUE],
+        pool="process",
+        processes=plan.processes,
+        concurrency=plan.processes,
+        grace=GRACE,
     )
-    # Started first, so the children start while the files are written.
+    # Started first, so its children start while the files are written.
     runner = asyncio.create_task(worker.run(), name="errands-demo-worker")
     try:
         planted = await asyncio.to_thread(
             write_files, plan.directory, plan.files, plan.seed, on_progress
         )
-        files_took = time.monotonic() - started
+        files_took = timedelta(seconds=time.monotonic() - started)
         tally = await _search(hunter, task, plan, runner, on_progress)
-        return Report(
-            planted=str(planted),
-            tally=tally,
-            files_took=timedelta(seconds=files_took),
-            total_took=timedelta(seconds=time.monotonic() - started),
-        )
     finally:
         await _stop(worker, runner)
         await hunter.close_async()
+    return Report(str(planted), tally, files_took, timedelta(seconds=time.monotonic() - started))
 
 
 async def _search(
@@ -204,24 +204,38 @@ async def _search(
 async def _watch(
     hunter: App, ids: Sequence[JobId], runner: asyncio.Task[int], on_progress: Progress
 ) -> tuple[JobId, str] | None:
-    """Poll the jobs until one returns a path (its id and the path) or all end (None)."""
-    pending, done = list(ids), 0
-    while pending:
+    """Poll until a job returns a path (its id and the path) or every job has ended (None).
+
+    Each poll counts the jobs per state, which moves the progress bar, and reads only the jobs
+    that may have ended since the last poll: a worker claims in id order, so those are among
+    the first `started` ids. Reading every unfinished job instead would cost the worker's loop
+    (in this same process) more than the search itself when jobs are many and short.
+    """
+    looked_at: set[JobId] = set()  # ended jobs already read
+    while True:
         if runner.done():
             runner.result()  # raises the worker's error, if it had one
             raise RuntimeError("the demo's worker stopped before the search ended")
-        jobs = await _get(hunter, pending)
-        ended = [job for job in jobs if job.state.terminal]
-        for job in ended:
+        states = await _states(hunter)
+        ended = sum(states[state] for state in TERMINAL_STATES)
+        on_progress("jobs", ended, len(ids))
+        last = ended >= len(ids)
+        started = ids if last else ids[: len(ids) - sum(states[s] for s in WAITING_STATES)]
+        fresh = [job_id for job_id in started if job_id not in looked_at]
+        for job in await _get(hunter, fresh) if fresh else []:
             path = _returned(job)
             if path is not None:
                 return job.id, path
-        done += len(ended)
-        pending = [job.id for job in jobs if not job.state.terminal]
-        on_progress("jobs", done, len(ids))
-        if pending:
-            await asyncio.sleep(POLL.total_seconds())
-    return None
+            if job.state.terminal:
+                looked_at.add(job.id)
+        if last:
+            return None
+        await asyncio.sleep(POLL.total_seconds())
+
+
+async def _states(hunter: App) -> Counter[JobState]:
+    counts = await hunter.call_broker(lambda b: b.counts([QUEUE]))
+    return Counter(counts.by_queue.get(QUEUE, {}))
 
 
 async def _get(hunter: App, ids: list[JobId]) -> list[Job]:

@@ -7,6 +7,7 @@ removed at the end unless --keep.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import random
 import shutil
@@ -20,6 +21,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from errands.job import JobState
+
+from .jobs import plural
 
 if TYPE_CHECKING:
     from errands.demo import Hunt, Report
@@ -49,18 +52,12 @@ PHASES = {"files": "writing files", "jobs": "searching"}
 )
 @click.option("--seed", type=int, help="Makes the files, and where the treasure is, repeatable.")
 @click.option("--keep", is_flag=True, help="Keep the temporary directory (files and database).")
-@click.option(
-    "--broker-url",
-    metavar="URL",
-    help="Broker to use.  [default: a SQLite file in the temporary directory]",
-)
 def demo_command(
     files: int,
     chunk: int,
     processes: int | None,
     seed: int | None,
     keep: bool,
-    broker_url: str | None,
 ) -> None:
     """A treasure hunt: search many small files for the one holding "treasure", in parallel.
 
@@ -75,7 +72,7 @@ def demo_command(
     root = Path(tempfile.mkdtemp(prefix="errands-demo-"))
     plan = Hunt(
         directory=root / "files",
-        broker_url=broker_url or f"sqlite:///{root / 'errands-demo.db'}",
+        broker_url=f"sqlite:///{root / 'errands-demo.db'}",
         files=files,
         chunk=chunk,
         processes=processes or max(2, os.cpu_count() or 1),
@@ -97,9 +94,13 @@ def demo_command(
     finally:
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
-    _conclude(console, report, root if keep else None)
     if report.tally.treasure is None:
         raise click.ClickException("no job found the treasure")
+    if report.tally.treasure != report.planted:
+        raise click.ClickException(
+            f"a job returned {report.tally.treasure}, but the treasure is in {report.planted}"
+        )
+    _conclude(console, report, root if keep else None)
 
 
 def _progress(console: Console) -> Progress:
@@ -116,7 +117,7 @@ def _progress(console: Console) -> Progress:
 def _introduce(console: Console, plan: Hunt) -> None:
     from errands.demo import WORD
 
-    jobs = -(-plan.files // plan.chunk)
+    jobs = math.ceil(plan.files / plan.chunk)
     console.print(
         f"[bold]errands demo[/]: a treasure hunt over {plan.files:,} files (seed {plan.seed})"
     )
@@ -125,16 +126,14 @@ def _introduce(console: Console, plan: Hunt) -> None:
     )
     console.print(f"  broker  {plan.broker_url}", markup=False)
     console.print(
-        f"  jobs    {jobs:,} searches of up to {plan.chunk} files, enqueued in one enqueue_many"
+        f"  jobs    {jobs:,} searches of up to {plural(plan.chunk, 'file')}, "
+        "enqueued in one enqueue_many"
     )
     console.print(f"  worker  in this process, process pool of {plan.processes} children")
 
 
 def _conclude(console: Console, report: Report, kept: Path | None) -> None:
     tally = report.tally
-    if tally.treasure is None:
-        console.print("[red]no job found the treasure[/]")
-        return
     console.print(f"found the treasure in {tally.treasure}", markup=False)
     completed = tally.states[JobState.COMPLETED]
     cancelled = tally.states[JobState.CANCELLED]

@@ -15,7 +15,7 @@ from errands.app import App
 from errands.brokers.contract import JobQuery, Page
 from errands.job import JobId, JobState
 
-from .jobs import as_json, broker_call, known_jobs, print_table
+from .jobs import as_json, broker_call, known_jobs, plural, print_table
 from .target import Target, target_argument
 
 FAILED = (JobState.FAILED,)
@@ -47,7 +47,7 @@ def list_command(target: Target, queue: str | None, limit: int, as_lines: bool) 
         last = f"{error.type}: {error.message}" if error else ""
         rows.append((job.id, job.task, job.queue, job.fail_reason, job.attempt, last))
     columns = ("id", "task", "queue", "reason", "attempts", "last error")
-    print_table(f"{len(rows)} failed jobs", columns, rows)
+    print_table(plural(len(rows), "failed job"), columns, rows)
 
 
 @dlq_group.command("retry")
@@ -63,7 +63,7 @@ def retry_command(target: Target, job_ids: tuple[str, ...], every: bool, queue: 
         raise click.UsageError("--queue goes with --all")
     ids = _all_failed(target.app, queue) if every else _failed_by_id(target.app, job_ids)
     requeued = sum(_requeue(target.app, ids[i : i + BATCH]) for i in range(0, len(ids), BATCH))
-    click.echo(f"requeued {requeued} job{'s' if requeued != 1 else ''}")
+    click.echo(f"requeued {plural(requeued, 'job')}")
 
 
 def _requeue(app: App, ids: list[JobId]) -> int:
@@ -114,7 +114,7 @@ def purge_command(target: Target, queue: str | None, yes: bool) -> None:
     if not yes:
         click.confirm(f"Delete {sum(doomed.values())} failed jobs in {where}?", abort=True)
     deleted = sum(_purge(target.app, name) for name in sorted(doomed))
-    click.echo(f"deleted {deleted} failed job{'s' if deleted != 1 else ''} ({where})")
+    click.echo(f"deleted {plural(deleted, 'failed job')} ({where})")
 
 
 def _purge(app: App, queue: str) -> int:

@@ -32,6 +32,8 @@ STATES = tuple(state.value for state in JobState)
 def broker_call(app: App, verb: Callable[[Broker], Awaitable[T]]) -> T:
     """Run one broker verb on the App's portal; an errands error exits 1 with its message."""
     try:
+        # Made here, not on the portal: a bad URL is then one line, with no failed open left.
+        _ = app.broker
         return app.portal.call(app.call_broker, verb)
     except ErrandsError as error:
         raise click.ClickException(str(error)) from None
@@ -81,8 +83,23 @@ def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[obje
     for column in columns:
         table.add_column(column, overflow="fold", no_wrap=column == "id")
     for row in rows:
-        table.add_row(*(Text(_text(cell)) for cell in row))
-    Console().print(table)
+        table.add_row(*(Text(_cell(cell)) for cell in row))
+    console = Console()
+    if not console.is_terminal:
+        # Piped output has no width to fit; folding every cell at 80 columns helps no one.
+        console = Console(width=max(console.width, 200))
+    console.print(table)
+
+
+def plural(count: int, noun: str) -> str:
+    """ "1 job", "2 jobs"."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")  # tables are for eyes; JSON keeps it all
+    return _text(value)
 
 
 def _text(value: object) -> str:
@@ -141,7 +158,7 @@ def list_command(
         (j.id, j.task, j.queue, j.state, j.attempt, j.enqueued_at, j.finished_at) for j in page.jobs
     ]
     columns = ("id", "task", "queue", "state", "attempt", "enqueued_at", "finished_at")
-    print_table(f"{len(rows)} jobs", columns, rows)
+    print_table(plural(len(rows), "job"), columns, rows)
 
 
 @jobs_group.command("show")
@@ -160,7 +177,8 @@ def show_command(target: Target, job_id: str) -> None:
 
 
 def _describe(error: AttemptError) -> str:
-    head = f"\nattempt {error.attempt} ({error.kind.value}, {_text(error.at) or 'time unknown'})"
+    when = f", {_text(error.at)}" if error.at else ""
+    head = f"\nattempt {error.attempt} ({error.kind.value}{when})"
     body = f"{error.type}: {error.message}"
     trace = error.traceback.rstrip()
     return "\n".join(part for part in (head, body, trace) if part)

@@ -120,6 +120,9 @@ def worker_command(
     configure_logging(log_level)
     # Process-pool children import the App the way this process did.
     target.app.import_ref = target.ref
+    if pool == "process" and concurrency is None:
+        # Every job runs in a child, so claim no more jobs than there are children.
+        concurrency = processes
     options: dict[str, Any] = {
         "queues": queues,
         "concurrency": concurrency,
@@ -130,8 +133,15 @@ def worker_command(
         "max_jobs_per_child": max_jobs_per_child,
         "max_memory": max_memory * MB if max_memory is not None else None,
     }
-    log.info("app %s, broker %s", target.ref, masked(target.app.settings.broker_url))
     try:
+        # Made before the loop starts, so a bad URL is one line with no failed open left.
+        broker = target.app.broker
+        log.info(
+            "app %s, %s broker at %s",
+            target.ref,
+            broker.capabilities.name,
+            masked(target.app.settings.broker_url),
+        )
         worker = asyncio.run(serve(target, options))
     except ErrandsError as error:
         raise click.ClickException(str(error)) from None

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from errands.brokers.contract import Broker, Claimed, WorkerInfo
 from errands.job import JobId
-from errands.outcome import Cancelled, Outcome, Released
+from errands.outcome import Cancelled, Completed, Crashed, Failed, Outcome, Released, Retrying
 from errands.task import PoolName
 from errands.worker.completer import Completer
 from errands.worker.execution import Invocation, classify, prepare
@@ -57,6 +57,8 @@ class Worker:
         self.app, self.settings = app, app.settings
         self.queues = tuple(queues or app.queues)
         self.forced_pool = pool
+        if concurrency is None and pool == "process" and processes:
+            concurrency = processes  # one slot per child: never claim a job no child can run
         self.concurrency = concurrency or self._default_concurrency()
         self.grace = grace if grace is not None else self.settings.grace
         self.lease = lease or self.settings.lease
@@ -232,6 +234,7 @@ class Worker:
             self._claims.pop(job_id, None)
             self._slot_free.set()
         self.ran += 1
+        _log_outcome(claimed, outcome)
         self._completer.add(outcome, now=not self._running)
 
     async def _outcome_of(self, claimed: Claimed) -> Outcome:
@@ -332,3 +335,31 @@ def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
         return asyncio.get_running_loop() is loop
     except RuntimeError:
         return False
+
+
+def _log_outcome(claimed: Claimed, outcome: Outcome) -> None:
+    job = claimed.job
+    if isinstance(outcome, Completed):
+        log.debug("job %s %s attempt %d completed", job.id, job.task, claimed.lease.attempt)
+    elif isinstance(outcome, Retrying):
+        log.warning(
+            "job %s %s attempt %d failed (%s: %s); retrying in %.1fs",
+            job.id,
+            job.task,
+            claimed.lease.attempt,
+            outcome.error.type,
+            outcome.error.message,
+            outcome.delay.total_seconds(),
+        )
+    elif isinstance(outcome, Failed | Crashed):
+        error = outcome.error
+        log.error(
+            "job %s %s attempt %d %s: %s",
+            job.id,
+            job.task,
+            claimed.lease.attempt,
+            "dead-lettered" if isinstance(outcome, Failed) else "crashed",
+            f"{error.type}: {error.message}" if error else outcome,
+        )
+    else:
+        log.info("job %s %s: %s", job.id, job.task, type(outcome).__name__.lower())

@@ -1,0 +1,106 @@
+"""`errands jobs`: list, show and cancel, on the memory broker and on SQLite."""
+
+from __future__ import annotations
+
+import json
+from types import ModuleType
+
+import pytest
+from click.testing import CliRunner
+
+from errands import JobState
+from errands.cli.main import main
+from tests.cli.conftest import AppModules
+
+WIDE = {"COLUMNS": "250"}
+
+
+@pytest.fixture
+def shop(modules: AppModules, broker_url: str) -> tuple[str, ModuleType]:
+    return modules.shop(broker_url)
+
+
+def test_list_filters_by_state_and_queue(runner: CliRunner, shop: tuple[str, ModuleType]) -> None:
+    name, module = shop
+    failed = module.bounce.enqueue(1)
+    module.app.run_until_idle(queues=["mail"])
+    waiting = module.double.enqueue(2)
+
+    by_state = runner.invoke(main, ["jobs", "list", f"{name}:app", "--state", "failed", "--json"])
+    by_queue = runner.invoke(main, ["jobs", "list", f"{name}:app", "--queue", "default", "--json"])
+    table = runner.invoke(main, ["jobs", "list", f"{name}:app"], env=WIDE)
+
+    assert [json.loads(line)["id"] for line in by_state.stdout.splitlines()] == [failed.id]
+    assert [json.loads(line)["id"] for line in by_queue.stdout.splitlines()] == [waiting.id]
+    assert table.exit_code == 0, table.output
+    assert "2 jobs" in table.stdout
+    assert failed.id in table.stdout
+    assert waiting.id in table.stdout
+
+
+def test_a_bad_state_is_a_usage_error(runner: CliRunner, shop: tuple[str, ModuleType]) -> None:
+    result = runner.invoke(main, ["jobs", "list", f"{shop[0]}:app", "--state", "lost"])
+
+    assert result.exit_code == 2
+    assert "'lost'" in result.output
+
+
+def test_show_prints_every_field_and_each_error_with_its_traceback(
+    runner: CliRunner, shop: tuple[str, ModuleType]
+) -> None:
+    name, module = shop
+    handle = module.boom.enqueue(7)
+    module.app.run_until_idle()
+
+    result = runner.invoke(main, ["jobs", "show", f"{name}:app", handle.id])
+
+    assert result.exit_code == 0, result.output
+    fields = dict(
+        line.split(None, 1) for line in result.stdout.split("\n\n")[0].splitlines() if " " in line
+    )
+    assert fields["id"] == handle.id
+    assert fields["state"] == "failed"
+    assert fields["fail_reason"] == "error"
+    assert fields["task"] == f"{name}.boom"
+    assert "attempt 1 (exception" in result.stdout
+    assert "ValueError: boom [bold]7[/bold]" in result.stdout
+    assert "Traceback (most recent call last)" in result.stdout
+    assert 'raise ValueError(f"boom [bold]{n}[/bold]")' in result.stdout
+
+
+def test_show_of_an_unknown_id_exits_1_naming_it(
+    runner: CliRunner, shop: tuple[str, ModuleType]
+) -> None:
+    result = runner.invoke(main, ["jobs", "show", f"{shop[0]}:app", "nope"])
+
+    assert result.exit_code == 1
+    assert "no job with id 'nope'" in result.output
+
+
+def test_cancel_ends_waiting_jobs_and_reports_finished_ones(
+    runner: CliRunner, shop: tuple[str, ModuleType]
+) -> None:
+    name, module = shop
+    done = module.double.enqueue(1)
+    module.app.run_until_idle()
+    waiting = module.double.enqueue(2)
+
+    result = runner.invoke(main, ["jobs", "cancel", f"{name}:app", waiting.id, done.id])
+
+    assert result.exit_code == 0, result.output
+    assert f"{waiting.id}  cancelled" in result.stdout
+    assert f"{done.id}  not cancelled: already completed" in result.stdout
+    assert waiting.refresh().state is JobState.CANCELLED
+
+
+def test_cancel_with_an_unknown_id_cancels_nothing(
+    runner: CliRunner, shop: tuple[str, ModuleType]
+) -> None:
+    name, module = shop
+    waiting = module.double.enqueue(2)
+
+    result = runner.invoke(main, ["jobs", "cancel", f"{name}:app", waiting.id, "ghost"])
+
+    assert result.exit_code == 1
+    assert "no job with id 'ghost'" in result.output
+    assert waiting.refresh().state is JobState.AVAILABLE
