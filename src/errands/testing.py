@@ -14,7 +14,13 @@ from errands.job import Job, JobId, JobState
 
 
 class FakeClock:
-    """A clock that moves only when told; `sleep` returns once the clock has been advanced."""
+    """A clock that moves only when told; `sleep` returns once the clock has been advanced.
+
+    An App given a FakeClock hands it to the broker it builds too (`drives_brokers`), so one
+    clock drives leases, schedules and expiry in a test.
+    """
+
+    drives_brokers = True
 
     def __init__(self, start: datetime | None = None) -> None:
         self._now = start or datetime(2030, 1, 1, tzinfo=UTC)
