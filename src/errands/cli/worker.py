@@ -95,6 +95,12 @@ class QueueList(_QueuesType):
     help="Replace a child whose RSS passed MB after a job.",
 )
 @click.option(
+    "--max-memory-hard",
+    type=click.IntRange(min=1),
+    metavar="MB",
+    help="Kill a child whose RSS passes MB mid-job (counted as a crash of kind memory).",
+)
+@click.option(
     "--log-level",
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
     default="info",
@@ -110,6 +116,7 @@ def worker_command(
     processes: int | None,
     max_jobs_per_child: int | None,
     max_memory: int | None,
+    max_memory_hard: int | None,
     log_level: str,
 ) -> None:
     """Run a worker for TARGET ("module:app", or ERRANDS_APP) until SIGTERM or SIGINT.
@@ -132,6 +139,7 @@ def worker_command(
         "processes": processes,
         "max_jobs_per_child": max_jobs_per_child,
         "max_memory": max_memory * MB if max_memory is not None else None,
+        "max_memory_hard": max_memory_hard * MB if max_memory_hard is not None else None,
     }
     try:
         # Made before the loop starts, so a bad URL is one line with no failed open left.
