@@ -54,10 +54,11 @@ def load_queries(package: str, filename: str = "queries.sql") -> dict[str, str]:
     return parse_queries(text, source=f"{package}/{filename}")
 
 
-def load_migrations(package: str) -> list[Migration]:
-    """Every `NNNN_name.sql` file of `package`, by version; a gap or a repeat is an error."""
+def load_migrations(package: str, directory: str = "migrations") -> list[Migration]:
+    """Every `NNNN_name.sql` file in `directory` of `package`, by version; a gap or a repeat
+    is an error. The directory needs no __init__.py (it is data, not a package)."""
     found: list[Migration] = []
-    for entry in resources.files(package).iterdir():
+    for entry in resources.files(package).joinpath(directory).iterdir():
         match = _MIGRATION.match(entry.name)
         if match is None:
             continue

@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Final
+from typing import Final, TypedDict
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from errands.brokers.contract import (
@@ -26,17 +26,27 @@ from errands.brokers.contract import (
 )
 from errands.brokers.sqlite import leases, maintenance, reads, writes
 from errands.brokers.sqlite.database import Database
-from errands.brokers.sqlite.rows import at_ms, job_from_row, lease_from_row, ms_at
+from errands.brokers.sqlite.rows import at_ms, jobs_from_rows, lease_from_row, ms_at
 from errands.brokers.sqlite.wakeup import DONE, READY, Wakeup
 from errands.clock import Clock, SystemClock, to_ms
 from errands.job import TERMINAL_STATES, CancelReason, Job, JobId, JobSpec, JobState, Progress
 from errands.lease import Lease
-from errands.outcome import Cancelled, Completed, Failed, Outcome
+from errands.outcome import (
+    Cancelled,
+    Completed,
+    Crashed,
+    Failed,
+    Outcome,
+    Released,
+    Retrying,
+    Snoozed,
+)
 
 WORKER_TTL: Final = timedelta(seconds=60)
 DEFAULT_BUSY_TIMEOUT: Final = timedelta(seconds=30)
-#: Outcomes after which the job is surely terminal; the others may make it claimable again.
-_ENDING: Final = (Completed, Failed, Cancelled)
+#: Outcomes that may end a job (a Crashed one ends at max_crashes) and that may bring it back.
+_ENDING: Final = (Completed, Failed, Cancelled, Crashed)
+_AGAIN: Final = (Released, Retrying, Snoozed, Crashed)
 
 
 class SQLiteBroker:
@@ -46,7 +56,8 @@ class SQLiteBroker:
     power cut; `synchronous="NORMAL"` trades the last commits before a power cut (not a process
     crash) for speed. A lock held by another process past `busy_timeout` raises
     BrokerUnavailable, a full disk or `max_page_count` BrokerFull; either way the write left
-    nothing behind. Workers in other processes are woken through wakeup.py.
+    nothing behind. `max_page_count` caps the file's size in pages (4 KiB by default).
+    Workers in other processes are woken through wakeup.py.
     """
 
     capabilities = Capabilities(
@@ -60,10 +71,19 @@ class SQLiteBroker:
         clock: Clock | None = None,
         synchronous: str = "FULL",
         busy_timeout: timedelta = DEFAULT_BUSY_TIMEOUT,
+        max_page_count: int | None = None,
     ) -> None:
+        if str(path) == ":memory:" or str(path).startswith("file:"):
+            # Each connection would get its own empty database; memory:// is the in-process one.
+            raise ValueError(f"the SQLite broker needs a file path, not {str(path)!r}")
         self.path = Path(path)
         self._clock = clock or SystemClock()
-        self._db = Database(self.path, synchronous=synchronous, busy_timeout=busy_timeout)
+        self._db = Database(
+            self.path,
+            synchronous=synchronous,
+            busy_timeout=busy_timeout,
+            max_page_count=max_page_count,
+        )
         self._wakeup = Wakeup(self.path)
         self._opened = False
 
@@ -72,7 +92,7 @@ class SQLiteBroker:
         """`sqlite:///relative.db` or `sqlite:////absolute/path.db`, with optional
         `?synchronous=NORMAL` and `?busy_timeout_ms=5000`."""
         path, options = parse_url(url)
-        return cls(path, clock=clock, **options)  # type: ignore[arg-type]
+        return cls(path, clock=clock, **options)
 
     @property
     def calls(self) -> int:
@@ -96,9 +116,7 @@ class SQLiteBroker:
         if self._opened:
             self._opened = False
             await self._db.close()
-            self._db = Database(
-                self.path, synchronous=self._db.synchronous, busy_timeout=self._db.busy_timeout
-            )
+            self._db = self._db.reopened()
 
     async def migrate(self) -> None:
         """Apply missing numbered migrations in one transaction; safe to race between
@@ -132,7 +150,8 @@ class SQLiteBroker:
             worker_id=worker_id,
             now_ms=self._now_ms(),
         )
-        return [Claimed(job_from_row(row), lease_from_row(row)) for row in rows]
+        jobs = jobs_from_rows(rows)
+        return [Claimed(job, lease_from_row(row)) for job, row in zip(jobs, rows, strict=True)]
 
     async def extend(
         self,
@@ -161,9 +180,8 @@ class SQLiteBroker:
         applied = await self._db.write(leases.finish, outcomes, self._now_ms())
         moved = [outcome for outcome, ok in zip(outcomes, applied, strict=True) if ok]
         ending = any(isinstance(outcome, _ENDING) for outcome in moved)
-        # Crashed may end the job or retry it; Released, Retrying and Snoozed bring it back.
-        again = any(not isinstance(outcome, _ENDING) for outcome in moved)
-        self._wakeup.notify((DONE if ending or again else b"") + (READY if again else b""))
+        again = any(isinstance(outcome, _AGAIN) for outcome in moved)
+        self._wakeup.notify((DONE if ending else b"") + (READY if again else b""))
         return applied
 
     async def wait_ready(self, queues: Sequence[str], timeout: timedelta) -> None:
@@ -174,6 +192,7 @@ class SQLiteBroker:
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout.total_seconds()
+        self._wakeup.listen()  # before the first read, so no commit after it goes unnoticed
         while self._opened:
             signal = self._wakeup.signal(READY)
             ready, next_due_ms = await self._db.read(reads.readiness, queues)
@@ -186,9 +205,11 @@ class SQLiteBroker:
             await self._wakeup.wait(signal, left)
 
     async def wait_done(self, job_ids: Sequence[JobId], timeout: timedelta) -> list[Job]:
-        """Return the jobs once all are terminal, or as they are at the timeout."""
+        """Return the jobs once all are terminal, or as they are at the timeout (or when the
+        broker is closed meanwhile)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout.total_seconds()
+        self._wakeup.listen()
         while True:
             signal = self._wakeup.signal(DONE)
             jobs = await self.get(job_ids)
@@ -196,6 +217,8 @@ class SQLiteBroker:
             if left <= 0 or all(job.state in TERMINAL_STATES for job in jobs):
                 return jobs
             await self._wakeup.wait(signal, left)
+            if not self._opened:
+                return jobs
 
     # -- maintenance ---------------------------------------------------------------------------
 
@@ -224,13 +247,12 @@ class SQLiteBroker:
 
     async def get(self, job_ids: Sequence[JobId]) -> list[Job]:
         """Jobs by id, in the order asked; unknown ids left out."""
-        rows = await self._db.read(reads.jobs_by_ids, job_ids)
-        return [job_from_row(row) for row in rows]
+        return jobs_from_rows(await self._db.read(reads.jobs_by_ids, job_ids))
 
     async def list_jobs(self, query: JobQuery) -> Page:
         """A page of jobs, newest first, by keyset on id."""
         rows, more = await self._db.read(reads.page, query)
-        jobs = [job_from_row(row) for row in rows]
+        jobs = jobs_from_rows(rows)
         return Page(jobs, jobs[-1].id if more and jobs else None)
 
     async def counts(self, queues: Sequence[str] | None = None) -> Counts:
@@ -276,7 +298,14 @@ class SQLiteBroker:
         self._wakeup.notify(READY)
 
 
-def parse_url(url: str) -> tuple[Path, dict[str, object]]:
+class URLOptions(TypedDict, total=False):
+    """The constructor options a `sqlite:` URL may carry in its query."""
+
+    synchronous: str
+    busy_timeout: timedelta
+
+
+def parse_url(url: str) -> tuple[Path, URLOptions]:
     """The file path and constructor options of a `sqlite:` URL.
 
     Three slashes then a relative path (`sqlite:///errands.db`), four for an absolute one
@@ -294,8 +323,8 @@ def parse_url(url: str) -> tuple[Path, dict[str, object]]:
     return Path(path), _options(url, parse_qs(parts.query, strict_parsing=bool(parts.query)))
 
 
-def _options(url: str, query: dict[str, list[str]]) -> dict[str, object]:
-    options: dict[str, object] = {}
+def _options(url: str, query: dict[str, list[str]]) -> URLOptions:
+    options: URLOptions = {}
     for name, values in query.items():
         value = values[-1]
         if name == "synchronous":

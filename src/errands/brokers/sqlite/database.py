@@ -8,7 +8,10 @@ transactions do is left to writes.py and reads.py.
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -17,10 +20,14 @@ from typing import Concatenate, Final, ParamSpec, TypeVar
 
 from errands.errors import BrokerFull, BrokerUnavailable
 
+log = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
 
 SYNCHRONOUS_MODES: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
+#: Lanes inherited by a forked child, kept referenced so their connections are never closed
+#: (the one process-wide registry here, and only ever written after a fork).
+_CARRIED_ACROSS_FORK: Final[list[_Lane]] = []
 _BUSY: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 _UNREACHABLE: Final = frozenset({sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR})
 
@@ -72,7 +79,14 @@ class Database:
     front (waiting up to `busy_timeout`) and can never fail half-way on a lock upgrade.
     """
 
-    def __init__(self, path: Path, *, synchronous: str, busy_timeout: timedelta) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: str,
+        busy_timeout: timedelta,
+        max_page_count: int | None = None,
+    ) -> None:
         if synchronous.upper() not in SYNCHRONOUS_MODES:
             raise ValueError(
                 f"synchronous={synchronous!r} is not one of {', '.join(SYNCHRONOUS_MODES)}"
@@ -80,11 +94,13 @@ class Database:
         self.path = path
         self.synchronous = synchronous.upper()
         self.busy_timeout = busy_timeout
+        self.max_page_count = max_page_count
         self.calls = 0
         self._writer = _Lane("errands-sqlite-write", self._connect_writer)
         self._reader = _Lane("errands-sqlite-read", self._connect_reader)
+        self._pid = os.getpid()
 
-    def _connect(self, *pragmas: str) -> sqlite3.Connection:
+    def _connect(self, setup: Callable[[sqlite3.Connection], None]) -> sqlite3.Connection:
         try:
             connection = sqlite3.connect(
                 self.path, isolation_level=None, timeout=self.busy_timeout.total_seconds()
@@ -97,19 +113,39 @@ class Database:
             connection.execute(f"PRAGMA busy_timeout = {ms}")
             connection.execute(f"PRAGMA synchronous = {self.synchronous}")
             connection.execute("PRAGMA foreign_keys = ON")
-            for pragma in pragmas:
-                connection.execute(pragma)
+            if self.max_page_count is not None:
+                connection.execute(f"PRAGMA max_page_count = {int(self.max_page_count)}")
+            setup(connection)
         except sqlite3.Error as error:
             connection.close()
             raise self._translate(error) from error
         return connection
 
     def _connect_writer(self) -> sqlite3.Connection:
-        # WAL is persistent in the file; it lets readers in any process run beside a writer.
-        return self._connect("PRAGMA journal_mode = WAL")
+        return self._connect(self._use_wal)
 
     def _connect_reader(self) -> sqlite3.Connection:
-        return self._connect("PRAGMA query_only = ON")  # a bug in a read must not write
+        return self._connect(_query_only)
+
+    def _use_wal(self, connection: sqlite3.Connection) -> None:
+        """Switch the file to WAL (persistent), so readers in any process run beside a writer.
+
+        The switch needs the file to itself and SQLite reports a busy file at once instead of
+        calling the busy handler, so processes opening a new file together retry here.
+        """
+        deadline = time.monotonic() + self.busy_timeout.total_seconds()
+        while True:
+            try:
+                (mode,) = connection.execute("PRAGMA journal_mode = WAL").fetchone()
+            except sqlite3.OperationalError as error:
+                busy = (getattr(error, "sqlite_errorcode", 0) & 0xFF) in _BUSY
+                if not busy or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.005)
+                continue
+            if mode.lower() != "wal":
+                log.warning("SQLite database %s stays in %s mode, not WAL", self.path, mode)
+            return
 
     async def write(
         self,
@@ -120,6 +156,8 @@ class Database:
         """Run `work` in one BEGIN IMMEDIATE transaction on the writer thread; commit or roll
         back as a whole."""
         self.calls += 1
+        if self._pid != os.getpid():
+            self._after_fork()
         return await self._writer.run(self._transaction, "BEGIN IMMEDIATE", work, *args, **kwargs)
 
     async def read(
@@ -130,7 +168,18 @@ class Database:
     ) -> T:
         """Run `work` in one read transaction (a consistent snapshot) on the reader thread."""
         self.calls += 1
+        if self._pid != os.getpid():
+            self._after_fork()
         return await self._reader.run(self._transaction, "BEGIN", work, *args, **kwargs)
+
+    def _after_fork(self) -> None:
+        # The threads stayed in the parent, and SQLite forbids using (or even closing, which
+        # may checkpoint) a connection carried across fork: keep the old lanes unreachable
+        # but alive, and open new ones in this process.
+        _CARRIED_ACROSS_FORK.extend((self._writer, self._reader))
+        self._writer = _Lane("errands-sqlite-write", self._connect_writer)
+        self._reader = _Lane("errands-sqlite-read", self._connect_reader)
+        self._pid = os.getpid()
 
     def _transaction(
         self,
@@ -166,10 +215,28 @@ class Database:
             return BrokerUnavailable(f"SQLite database {self.path} cannot be used: {error}")
         return error  # anything else is a bug in errands, shown as SQLite reported it
 
+    def reopened(self) -> Database:
+        """A fresh, unconnected Database with the same settings (and call count), for a broker
+        opened again."""
+        fresh = Database(
+            self.path,
+            synchronous=self.synchronous,
+            busy_timeout=self.busy_timeout,
+            max_page_count=self.max_page_count,
+        )
+        fresh.calls = self.calls
+        return fresh
+
     async def close(self) -> None:
         """Close both connections; pending work finishes first."""
+        if self._pid != os.getpid():
+            self._after_fork()  # nothing of ours to close in this process
         await self._reader.close()
         await self._writer.close()
+
+
+def _query_only(connection: sqlite3.Connection) -> None:
+    connection.execute("PRAGMA query_only = ON")  # a bug in a read must not write
 
 
 def _roll_back(connection: sqlite3.Connection) -> None:

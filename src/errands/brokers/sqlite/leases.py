@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 from errands.brokers.contract import WorkerInfo
 from errands.brokers.sqlite.rows import error_json, heartbeat_params, progress_json
-from errands.brokers.sqlite.writes import Q, as_json
+from errands.brokers.sqlite.sql import Q, as_json
 from errands.clock import to_ms
 from errands.job import JobId, Progress
 from errands.lease import Lease

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from errands.brokers.contract import RescueReport
 from errands.brokers.sqlite.rows import at_ms, error_json, ms_at
-from errands.brokers.sqlite.writes import Q
+from errands.brokers.sqlite.sql import Q
 from errands.job import AttemptError, CancelReason, ErrorKind
 
 

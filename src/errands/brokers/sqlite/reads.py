@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from errands.brokers.contract import Counts, JobQuery, WorkerInfo
 from errands.brokers.sqlite.rows import worker_from_row
-from errands.brokers.sqlite.writes import Q, as_json
+from errands.brokers.sqlite.sql import Q, as_json
 from errands.job import JobId, JobState
 
 

@@ -44,6 +44,7 @@ class Wakeup:
         self.directory = wake_directory(database)
         self.sent = 0  # datagrams sent, for benchmarks
         self._signals: dict[bytes, asyncio.Event] = {}
+        self._signals_loop: asyncio.AbstractEventLoop | None = None
         self._receiver: socket.socket | None = None
         self._own: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -51,20 +52,26 @@ class Wakeup:
         self._sender: socket.socket | None = None
         self._peers: list[str] = []
         self._listed_at = float("-inf")
+        self._pid = os.getpid()
 
     # -- waiting -------------------------------------------------------------------------------
 
     def signal(self, kind: bytes) -> asyncio.Event:
         """The event the next `kind` notice sets. Take it *before* reading the database, so a
         notice that lands between the read and the wait is not missed."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._signals_loop:  # an Event belongs to the loop that first awaits it
+            self._signals, self._signals_loop = {}, loop
         event = self._signals.get(kind)
         if event is None:
             event = self._signals[kind] = asyncio.Event()
         return event
 
     async def wait(self, event: asyncio.Event, timeout: float) -> bool:
-        """Wait for `event` up to `timeout` seconds (capped for re-checks); True if it fired."""
-        self.listen()
+        """Wait for `event` up to `timeout` seconds (capped for re-checks); True if it fired.
+
+        Call listen() first, before reading the database, so no notice falls in between.
+        """
         # Senders list the sockets at most every REFRESH seconds, so right after binding ours
         # a notice may still miss it: re-check soon rather than after a full RECHECK.
         settled = self._bound_at + 2 * REFRESH - time.monotonic()
@@ -76,26 +83,63 @@ class Wakeup:
 
     def listen(self) -> None:
         """Bind this process's socket and read it on the running loop; idempotent."""
+        if self._pid != os.getpid():
+            self._forget_parent()
+        loop = asyncio.get_running_loop()
+        if self._receiver is not None and self._loop is not loop:
+            self._move_to(loop)
         if self._receiver is not None or self._bound_at == float("inf"):
             return
         try:
             receiver, own = self._bind()
-        except OSError as error:
+            try:
+                loop.add_reader(receiver.fileno(), self._drain)
+            except NotImplementedError:  # e.g. the Proactor loop on Windows
+                receiver.close()
+                os.unlink(own)
+                raise
+        except (OSError, AttributeError, NotImplementedError) as error:
             # No wake-ups from other processes: waiters fall back to re-checking every RECHECK.
-            log.warning("no cross-process wake-ups in %s: %s", self.directory, error)
+            log.warning("no cross-process wake-ups in %s: %r", self.directory, error)
             self._bound_at = float("inf")
             return
-        self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(receiver.fileno(), self._drain)
-        self._receiver, self._own, self._bound_at = receiver, own, time.monotonic()
+        self._loop, self._receiver, self._own = loop, receiver, own
+        self._bound_at = time.monotonic()
+
+    def _move_to(self, loop: asyncio.AbstractEventLoop) -> None:
+        # The broker is now used from another event loop (asyncio.run called again): read the
+        # socket there.
+        assert self._receiver is not None
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(self._receiver.fileno())
+        loop.add_reader(self._receiver.fileno(), self._drain)
+        self._loop = loop
+
+    def _forget_parent(self) -> None:
+        # A forked child inherits the parent's socket and events: it must neither read the
+        # parent's notices nor remove its socket file, so it starts afresh with its own.
+        if self._receiver is not None:
+            self._receiver.close()  # our copy of the descriptor only
+        if self._sender is not None:
+            self._sender.close()
+        self._receiver = self._sender = self._own = self._loop = None
+        self._signals, self._bound_at, self._pid = {}, float("-inf"), os.getpid()
+        self._listed_at = float("-inf")
 
     def _bind(self) -> tuple[socket.socket, str]:
-        self._ensure_directory()
         own = str(self.directory / f"{os.getpid()}-{secrets.token_hex(4)}.sock")
         receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
             receiver.setblocking(False)
-            receiver.bind(own)
+            for attempt in range(3):
+                self._ensure_directory()
+                try:
+                    receiver.bind(own)
+                    break
+                except FileNotFoundError:
+                    # The last broker on this file removed the directory as we made it: again.
+                    if attempt == 2:
+                        raise
         except OSError:
             receiver.close()
             raise
@@ -127,6 +171,8 @@ class Wakeup:
         """Tell every waiter, here and in other processes, that `kinds` may have happened."""
         if not kinds:
             return
+        if self._pid != os.getpid():
+            self._forget_parent()
         self._wake_here(kinds)
         self._send(kinds)
 
@@ -138,7 +184,10 @@ class Wakeup:
 
     def _send(self, kinds: bytes) -> None:
         if self._sender is None:
-            self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            try:
+                self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            except (OSError, AttributeError):
+                return  # no Unix datagrams here: other processes rely on their re-checks
             self._sender.setblocking(False)
         for peer in self._list_peers():
             try:
@@ -161,11 +210,9 @@ class Wakeup:
             names = os.listdir(self.directory)
         except OSError:
             names = []
-        self._peers = [
-            str(self.directory / name)
-            for name in names
-            if name.endswith(".sock") and str(self.directory / name) != self._own
-        ]
+        prefix = f"{self.directory}{os.sep}"  # plain strings: Path objects cost 5x per entry
+        peers = [prefix + name for name in names if name.endswith(".sock")]
+        self._peers = [peer for peer in peers if peer != self._own]
         self._listed_at = now
         return self._peers
 
@@ -178,6 +225,8 @@ class Wakeup:
 
     def close(self) -> None:
         """Stop listening and remove this process's socket file; idempotent."""
+        if self._pid != os.getpid():
+            self._forget_parent()
         receiver, self._receiver = self._receiver, None
         if receiver is not None:
             if self._loop is not None and not self._loop.is_closed():
@@ -186,6 +235,8 @@ class Wakeup:
         if self._own is not None:
             with contextlib.suppress(OSError):
                 os.unlink(self._own)
+            with contextlib.suppress(OSError):
+                os.rmdir(self.directory)  # only if it is empty: the last one out tidies /tmp
             self._own = None
         if self._sender is not None:
             self._sender.close()

@@ -9,23 +9,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Final
-
-import msgspec
 
 from errands.brokers.contract import Enqueued
-from errands.brokers.sqlfiles import Migration, load_migrations, load_queries
+from errands.brokers.sqlfiles import Migration
 from errands.brokers.sqlite.rows import insert_params
+from errands.brokers.sqlite.sql import MIGRATIONS, Q, as_json
 from errands.job import JobId, JobSpec, JobState
-
-Q: Final = load_queries(__package__ or "errands.brokers.sqlite")
-MIGRATIONS: Final = load_migrations(f"{__package__ or 'errands.brokers.sqlite'}.migrations")
-_json = msgspec.json.Encoder()
-
-
-def as_json(values: Sequence[str]) -> str:
-    """A list parameter, read in SQL with json_each."""
-    return _json.encode(list(values)).decode()
 
 
 def migrate(connection: sqlite3.Connection, now_ms: int) -> list[int]:
