@@ -27,9 +27,22 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 
-def emit(args: argparse.Namespace, broker: str, pool: str, metric: str, value: float, unit: str) -> None:
+def emit(
+    args: argparse.Namespace, broker: str, pool: str, metric: str, value: float, unit: str
+) -> None:
     if args.json:
-        print(json.dumps({"broker": broker, "pool": pool, "metric": metric, "value": round(value, 2), "unit": unit}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "broker": broker,
+                    "pool": pool,
+                    "metric": metric,
+                    "value": round(value, 2),
+                    "unit": unit,
+                }
+            ),
+            flush=True,
+        )
     else:
         print(f"{broker:7} {pool:8} {metric:28} {value:12,.1f} {unit}", flush=True)
 
@@ -120,7 +133,17 @@ def round_trip_subprocess(url: str, count: int) -> list[float]:
     mod.noop_async.enqueue(0).result(timeout=0.01) if False else None
     env = {**os.environ, "ERRANDS_BENCH_URL": url, "PYTHONPATH": str(HERE)}
     worker = subprocess.Popen(
-        [sys.executable, "-m", "errands", "worker", "benchapp:app", "--pool", "async", "--concurrency", "10"],
+        [
+            sys.executable,
+            "-m",
+            "errands",
+            "worker",
+            "benchapp:app",
+            "--pool",
+            "async",
+            "--concurrency",
+            "10",
+        ],
         env=env,
         cwd=HERE,
         stderr=subprocess.DEVNULL,
@@ -145,7 +168,9 @@ def sample_round_trips(mod: Any, count: int) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--broker", choices=["memory", "sqlite"], action="append")
     parser.add_argument("--pool", choices=["async", "thread", "process"], action="append")
     parser.add_argument("--jobs", type=int, default=20_000)

@@ -37,15 +37,24 @@ class Workers:
         }
 
     def start(self, *args: str, lease: float = 1.5) -> subprocess.Popen[bytes]:
-        log = open(self.tmp_path / f"worker-{len(self.procs)}.log", "wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "errands", "worker", "tests.system.sysapp:app",
-             "--lease", str(lease), *args],
-            env=self.env(),
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        log_path = self.tmp_path / f"worker-{len(self.procs)}.log"
+        with open(log_path, "wb") as log:  # the child keeps its own copy of the descriptor
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "errands",
+                    "worker",
+                    "tests.system.sysapp:app",
+                    "--lease",
+                    str(lease),
+                    *args,
+                ],
+                env=self.env(),
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self.procs.append(proc)
         return proc
 

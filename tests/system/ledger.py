@@ -46,7 +46,9 @@ class Ledger:
     def ends(self) -> Counter[str]:
         return Counter(k for e, k, _ in self.events() if e == "end")
 
-    def wait_for(self, event: str, key: str | None = None, *, count: int = 1, within: timedelta) -> None:
+    def wait_for(
+        self, event: str, key: str | None = None, *, count: int = 1, within: timedelta
+    ) -> None:
         deadline = time.monotonic() + within.total_seconds()
         while self.count(event, key) < count:
             if time.monotonic() > deadline:

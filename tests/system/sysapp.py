@@ -23,7 +23,8 @@ def sleeper(key: str, seconds: float) -> str:
 @app.task(name="sleeper_once")
 def sleeper_once(key: str, seconds: float) -> str:
     """Sleeps `seconds` on its first start only, so a re-run after a crash ends quickly."""
-    first = not any(line.split()[1] == key for line in open(LEDGER).read().splitlines())
+    with open(LEDGER) as ledger:
+        first = not any(line.split()[1] == key for line in ledger.read().splitlines())
     record(LEDGER, "start", key)
     time.sleep(seconds if first else 0)
     record(LEDGER, "end", key)
