@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import fields
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import TypeVar
@@ -167,10 +166,10 @@ def list_command(
 def show_command(target: Target, job_id: str) -> None:
     """Every field of one job, and each failed attempt with its traceback."""
     [job] = known_jobs(target.app, [job_id])
-    width = max(len(spec.name) for spec in fields(job))
-    for spec in fields(job):
-        if spec.name != "errors":
-            click.echo(f"{spec.name:<{width}}  {_text(getattr(job, spec.name)) or '-'}")
+    width = max(len(name) for name in job.__struct_fields__)
+    for name in job.__struct_fields__:
+        if name != "errors":
+            click.echo(f"{name:<{width}}  {_text(getattr(job, name)) or '-'}")
     click.echo(f"{'errors':<{width}}  {len(job.errors) or '-'}")
     for error in job.errors:
         click.echo(_describe(error))
