@@ -82,6 +82,7 @@ class Task(Generic[P, R]):
         self.app, self.fn, self.name, self.defaults = app, fn, name, options
         self.call_options = call_options or CallOptions()
         self.is_async = inspect.iscoroutinefunction(fn)
+        self.signature = inspect.signature(fn)
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
 
@@ -135,7 +136,12 @@ class Task(Generic[P, R]):
     def build_spec(
         self, args: Sequence[Any], kwargs: dict[str, Any], options: CallOptions
     ) -> JobSpec:
-        """Encode one call as a JobSpec; raises TypeError for arguments JSON cannot carry."""
+        """Encode one call as a JobSpec; raises TypeError for arguments that do not fit the
+        function or that JSON cannot carry, so a bad call fails here, not in a worker."""
+        try:
+            self.signature.bind(*args, **kwargs)
+        except TypeError as error:
+            raise TypeError(f"arguments do not fit task {self.name}: {error}") from None
         now = self.app.clock.now()
         scheduled_at = options.eta or (now + options.delay if options.delay else None)
         job_id = new_job_id()
@@ -184,23 +190,26 @@ class Task(Generic[P, R]):
         """Blocking twin of `enqueue_async`."""
         return self.app.portal.call(self.enqueue_async, *args, **kwargs)
 
-    async def enqueue_many_async(self, calls: Iterable[Sequence[Any] | Call]) -> list[JobHandle[R]]:
-        """Store one job per item in one atomic write; an item is a tuple of positional
-        arguments or a `task.call(...)`."""
+    async def enqueue_many_async(self, calls: Iterable[Any]) -> list[JobHandle[R]]:
+        """Store one job per item in one atomic write. An item is a tuple (or list) of
+        positional arguments, a dict of keyword arguments, a `task.call(...)`, or else the
+        task's single argument."""
         return await self.app.enqueue_many_async([self._as_call(item) for item in calls])
 
-    def enqueue_many(self, calls: Iterable[Sequence[Any] | Call]) -> list[JobHandle[R]]:
+    def enqueue_many(self, calls: Iterable[Any]) -> list[JobHandle[R]]:
         """Blocking twin of `enqueue_many_async`."""
         return self.app.portal.call(self.enqueue_many_async, list(calls))
 
-    def _as_call(self, item: Sequence[Any] | Call) -> Call:
+    def _as_call(self, item: Any) -> Call:
         if isinstance(item, Call):
+            if item.task.name != self.name:
+                raise TypeError(f"a call of {item.task.name} given to {self.name}.enqueue_many")
             return item
-        if isinstance(item, str | bytes) or not isinstance(item, Sequence):
-            raise TypeError(
-                f"enqueue_many takes tuples of positional arguments or task.call(...), got {item!r}"
-            )
-        return Call(self, tuple(item), {}, self.call_options)
+        if isinstance(item, tuple | list):
+            return Call(self, tuple(item), {}, self.call_options)
+        if isinstance(item, dict):
+            return Call(self, (), dict(item), self.call_options)
+        return Call(self, (item,), {}, self.call_options)
 
 
 def _check_duration(name: str, value: object) -> None:

@@ -231,11 +231,31 @@ def test_enqueue_many_takes_calls_with_their_own_options(
     assert (plain.state, later.state) == (JobState.AVAILABLE, JobState.SCHEDULED)
 
 
-def test_enqueue_many_refuses_a_bare_string_instead_of_a_tuple(
+def test_enqueue_many_refuses_an_item_that_does_not_fit_the_function(
     add: errands.Task[[int, int], int],
 ) -> None:
-    with pytest.raises(TypeError, match="tuples of positional arguments"):
+    with pytest.raises(TypeError, match="arguments do not fit task"):
         add.enqueue_many(["12"])
+
+
+def test_enqueue_refuses_arguments_that_do_not_fit_and_stores_nothing(
+    app: errands.App, add: errands.Task[[int, int], int]
+) -> None:
+    with pytest.raises(TypeError, match=r"task .*add.*missing a required argument"):
+        add.enqueue(1)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        add.enqueue(1, 2, c=3)
+    assert app.run_until_idle() == 0
+
+
+def test_enqueue_many_takes_tuples_dicts_and_single_arguments(app: errands.App) -> None:
+    @app.task
+    def echo(x: object, y: int = 0) -> object:
+        return [x, y]
+
+    handles = echo.enqueue_many([(1, 2), {"x": "k", "y": 3}, "single"])
+    app.run_until_idle()
+    assert [h.result(timeout=5) for h in handles] == [[1, 2], ["k", 3], ["single", 0]]
 
 
 def test_enqueue_many_of_nothing_stores_nothing(add: errands.Task[[int, int], int]) -> None:

@@ -13,7 +13,7 @@ import pytest
 import errands
 from errands import codec, envelope
 from errands.brokers.contract import Claimed
-from errands.job import ErrorKind, FailReason, Job, JobState
+from errands.job import ErrorKind, FailReason, Job, JobState, new_job_id
 from errands.lease import Lease
 from errands.outcome import Completed, Failed, Retrying
 from errands.worker.execution import (
@@ -94,7 +94,11 @@ def test_an_unknown_task_fails_with_unknown_task_naming_it(app: errands.App) -> 
 def test_arguments_that_do_not_bind_fail_with_bad_arguments(
     app: errands.App, pay: errands.Task[..., Any]
 ) -> None:
-    outcome = prepare(claimed_call(pay.call(1, 2, 3)), app.registry)
+    # The producer refuses such a call, so write the envelope as another language might.
+    payload = envelope.encode(
+        envelope.Envelope(v=envelope.VERSION, id=new_job_id(), task=pay.name, args=[1, 2, 3])
+    )
+    outcome = prepare(claimed_with(payload), app.registry)
 
     assert isinstance(outcome, Failed)
     assert outcome.reason is FailReason.BAD_ARGUMENTS

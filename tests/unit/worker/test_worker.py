@@ -264,8 +264,10 @@ def test_poison_jobs_are_dead_lettered_with_their_reason_and_valid_jobs_still_co
 
     before = add.enqueue(1, 2)
     [unknown, garbage] = [raw_spec(envelope_for("no.such.task", 1)), raw_spec(b"\x00garbage\xff")]
-    insert(app, unknown, garbage)
-    bad_args = add.enqueue(1, 2, 3)  # type: ignore[call-arg]
+    # The producer refuses a misfit call, so it comes in as another language might send it.
+    misfit_spec = raw_spec(envelope_for(add.name, 1, 2, 3))
+    insert(app, unknown, garbage, misfit_spec)
+    bad_args = app.job(misfit_spec.id)
     after = add.enqueue(3, 4)
 
     assert app.run_until_idle() == 5
