@@ -83,6 +83,7 @@ class Task(Generic[P, R]):
         self.call_options = call_options or CallOptions()
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
+        self._fits = _fit_checker(self.signature)
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
 
@@ -138,10 +139,9 @@ class Task(Generic[P, R]):
     ) -> JobSpec:
         """Encode one call as a JobSpec; raises TypeError for arguments that do not fit the
         function or that JSON cannot carry, so a bad call fails here, not in a worker."""
-        try:
-            self.signature.bind(*args, **kwargs)
-        except TypeError as error:
-            raise TypeError(f"arguments do not fit task {self.name}: {error}") from None
+        problem = self._fits(args, kwargs)
+        if problem:
+            raise TypeError(f"arguments do not fit task {self.name}: {problem}")
         now = self.app.clock.now()
         scheduled_at = options.eta or (now + options.delay if options.delay else None)
         job_id = new_job_id()
@@ -210,6 +210,49 @@ class Task(Generic[P, R]):
         if isinstance(item, dict):
             return Call(self, (), dict(item), self.call_options)
         return Call(self, (item,), {}, self.call_options)
+
+
+def _fit_checker(
+    signature: inspect.Signature,
+) -> Callable[[Sequence[Any], dict[str, Any]], str | None]:
+    """A check of arguments against `signature`: None if they bind, else why not.
+
+    Signature.bind costs about 6 µs a call; for the common signature (plain parameters, no
+    *args, **kwargs or positional-only ones) a few comparisons decide the same thing, which
+    keeps batch enqueues fast.
+    """
+    params = list(signature.parameters.values())
+    if any(p.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params):
+        return lambda args, kwargs: _bind_problem(signature, args, kwargs)
+    names = [p.name for p in params]
+    position = {name: i for i, name in enumerate(names)}
+    required = [p.default is inspect.Parameter.empty for p in params]
+
+    def check(args: Sequence[Any], kwargs: dict[str, Any]) -> str | None:
+        given = len(args)
+        if given > len(names):
+            return f"takes {len(names)} positional arguments but {given} were given"
+        for key in kwargs:
+            if key not in position:
+                return f"got an unexpected keyword argument {key!r}"
+            if position[key] < given:
+                return f"got multiple values for argument {key!r}"
+        for i in range(given, len(names)):
+            if required[i] and names[i] not in kwargs:
+                return f"missing a required argument: {names[i]!r}"
+        return None
+
+    return check
+
+
+def _bind_problem(
+    signature: inspect.Signature, args: Sequence[Any], kwargs: dict[str, Any]
+) -> str | None:
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as error:
+        return str(error)
+    return None
 
 
 def _check_duration(name: str, value: object) -> None:

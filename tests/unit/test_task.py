@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -303,3 +304,46 @@ async def test_enqueue_many_async_stores_every_call(
     jobs = [await h.refresh_async() for h in handles]
 
     assert [j.state for j in jobs] == [JobState.AVAILABLE, JobState.AVAILABLE]
+
+
+def _sig_ok(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    try:
+        inspect.signature(fn).bind(*args, **kwargs)
+    except TypeError:
+        return False
+    return True
+
+
+def _plain(a: int, b: int = 2, c: int = 3) -> None: ...
+
+
+def _star(a: int, *rest: int, key: int, **more: int) -> None: ...
+
+
+@pytest.mark.parametrize("fn", [_plain, _star])
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        ((), {}),
+        ((1,), {}),
+        ((1, 2, 3), {}),
+        ((1, 2, 3, 4), {}),
+        ((1,), {"c": 5}),
+        ((1,), {"a": 5}),
+        ((), {"a": 1, "b": 2}),
+        ((1,), {"zzz": 1}),
+        ((1,), {"key": 1}),
+    ],
+)
+def test_the_enqueue_argument_check_agrees_with_signature_bind(
+    app: errands.App, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    task = app.task(fn)
+    try:
+        task.call(*args, **kwargs).spec()
+    except TypeError as error:
+        assert "arguments do not fit" in str(error)
+        built = False
+    else:
+        built = True
+    assert built == _sig_ok(fn, args, kwargs)
