@@ -7,7 +7,7 @@ shape and size and never evaluates anything: pickle is not a format this module 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 
@@ -22,6 +22,12 @@ MAX_PAYLOAD_BYTES: Final = 1 << 20
 MAX_DEPTH: Final = 64
 
 
+#: Durations and budgets a worker acts on: bounded, so a hostile value is malformed, not a crash.
+Millis = Annotated[int, msgspec.Meta(ge=1, le=10**12)]  # 1 ms to about 31 years
+Retention = Annotated[int, msgspec.Meta(ge=0, le=10**12)]  # 0: keep no result
+Budget = Annotated[int, msgspec.Meta(ge=1, le=10**6)]
+
+
 class Envelope(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=False):
     """One job request on the wire; unknown fields are ignored so producers can be newer."""
 
@@ -34,10 +40,10 @@ class Envelope(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_f
     kwargs: dict[str, Any] = {}
     enqueued_at: datetime | None = None
     scheduled_at: datetime | None = None
-    max_attempts: int = 3
-    max_crashes: int = 3
-    timeout_ms: int | None = None
-    result_ttl_ms: int | None = None
+    max_attempts: Budget = 3
+    max_crashes: Budget = 3
+    timeout_ms: Millis | None = None
+    result_ttl_ms: Retention | None = None
     idempotency_key: str | None = None
     depends_on: list[str] | None = None
     workflow: dict[str, str] | None = None

@@ -37,8 +37,9 @@ class Invocation:
 def prepare(claimed: Claimed, registry: Mapping[str, Task[..., Any]]) -> Invocation | Outcome:
     """Decode the payload, resolve the task, bind the arguments; or the Failed outcome."""
     try:
-        env = envelope.decode(claimed.job.payload)
+        env = envelope.decode(bytes(claimed.job.payload))
         args, kwargs = codec.from_wire(env.args), codec.from_wire(env.kwargs)
+        timeout = timedelta(milliseconds=env.timeout_ms) if env.timeout_ms else None
     except Exception as error:  # MalformedMessage, or a tagged value that does not parse
         return _dead(claimed, FailReason.MALFORMED, ErrorKind.MALFORMED, error, raw=True)
     task = registry.get(env.task)
@@ -51,8 +52,7 @@ def prepare(claimed: Claimed, registry: Mapping[str, Task[..., Any]]) -> Invocat
     except TypeError as error:
         detail = TypeError(f"arguments do not fit {task.name}: {error}")
         return _dead(claimed, FailReason.BAD_ARGUMENTS, ErrorKind.EXCEPTION, detail)
-    timeout = timedelta(milliseconds=env.timeout_ms) if env.timeout_ms else task.defaults.timeout
-    return Invocation(task, args, kwargs, timeout)
+    return Invocation(task, args, kwargs, timeout or task.defaults.timeout)
 
 
 def completed(claimed: Claimed, value: Any) -> Outcome:
@@ -98,8 +98,8 @@ def _dead(
 ) -> Failed:
     message = str(error)
     if raw:
-        head = claimed.job.payload[:RAW_KEEP]
-        message = f"{message}; raw payload ({len(claimed.job.payload)} bytes): {head!r}"
+        data = bytes(claimed.job.payload)
+        message = f"{message}; raw payload ({len(data)} bytes): {data[:RAW_KEEP]!r}"
     attempt_error = AttemptError(
         attempt=claimed.lease.attempt, kind=kind, type=type(error).__qualname__, message=message
     )

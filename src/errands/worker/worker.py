@@ -21,7 +21,7 @@ from errands.job import JobId
 from errands.outcome import Cancelled, Completed, Crashed, Failed, Outcome, Released, Retrying
 from errands.task import PoolName
 from errands.worker.completer import Completer
-from errands.worker.execution import Invocation, classify, prepare
+from errands.worker.execution import Invocation, classify, error_of, prepare
 from errands.worker.leases import LeaseKeeper
 from errands.worker.maintenance import Maintenance, jitter
 from errands.worker.pools.base import Pool
@@ -77,6 +77,7 @@ class Worker:
         self._forced = asyncio.Event()
         self._slot_free = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._claim_failures = 0
 
     def _default_concurrency(self) -> int:
         pools = (
@@ -192,10 +193,10 @@ class Worker:
                 self._slot_free.clear()
                 await self._first(self._slot_free.wait(), self._stopping.wait())
                 continue
-            claimed = await broker.claim(self.queues, free, self.lease, worker_id=self.id)
+            claimed = await self._claim(broker, free)
             for one in claimed:
                 self._start(one)
-            if claimed:
+            if claimed or self._claim_failures:
                 continue
             if until_idle and not self._running:
                 return
@@ -205,6 +206,20 @@ class Worker:
                 self._slot_free.wait(),
                 self._stopping.wait(),
             )
+
+    async def _claim(self, broker: Broker, n: int) -> list[Claimed]:
+        """Claim up to `n` jobs; a broker error (locked, full, gone) is logged and waited out,
+        never the end of the worker: it keeps its running jobs and tries again."""
+        try:
+            claimed = await broker.claim(self.queues, n, self.lease, worker_id=self.id)
+        except Exception as error:
+            self._claim_failures += 1
+            pause = min(5.0, 0.1 * 2**self._claim_failures)
+            log.error("claim failed (%s); trying again in %.1fs", error, pause)
+            await self._first(asyncio.sleep(pause), self._stopping.wait())
+            return []
+        self._claim_failures = 0
+        return claimed
 
     @staticmethod
     async def _first(*waits: Any) -> None:
@@ -229,6 +244,9 @@ class Worker:
         except asyncio.CancelledError:
             why = self._why_stopped.pop(job_id, "shutdown")
             outcome = Cancelled(claimed.lease) if why == "cancel" else Released(claimed.lease)
+        except Exception as error:  # a bug of errands' own: count it as a crash, never hang
+            log.exception("running job %s failed inside errands", job_id)
+            outcome = Crashed(claimed.lease, error_of(claimed, error))
         finally:
             self._running.pop(job_id, None)
             self._claims.pop(job_id, None)
@@ -240,8 +258,7 @@ class Worker:
     async def _outcome_of(self, claimed: Claimed) -> Outcome:
         prepared = prepare(claimed, self.app.registry)
         if not isinstance(prepared, Invocation):
-            log.error("job %s dead-lettered: %s", claimed.job.id, prepared)
-            return prepared
+            return prepared  # dead-lettered; _log_outcome says why
         pool = self._pool_for(prepared)
         try:
             return await pool.run(claimed, prepared)

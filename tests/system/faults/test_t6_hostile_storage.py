@@ -1,5 +1,5 @@
-"""T6, beyond the 12 kinds: rows another writer could put in the SQLite file that the worker
-does not yet isolate. Each is a strict xfail naming the cause, so a fix turns it into a pass.
+"""T6, beyond the 12 kinds: rows another writer could put in the SQLite file with the wrong
+column types or hostile field values. The worker must isolate each one and keep running.
 """
 
 from __future__ import annotations
@@ -18,35 +18,16 @@ CASES = [
         "CAST(? AS TEXT)",
         b'{"v":1,"id":"hostile","task":"noop","args":["\xff"]}',
         id="text_invalid_utf8",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="a TEXT payload that is not UTF-8 makes sqlite3 raise OperationalError "
-            "while claim() fetches its RETURNING rows; Database._translate passes it through "
-            "untyped and Worker._claim_loop does not catch it, so the worker exits and the "
-            "row stays available for the next worker to die on",
-        ),
     ),
     pytest.param(
         "?",
         5,
         id="integer_payload",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="execution._dead slices payload[:RAW_KEEP]; an INTEGER payload raises "
-            "TypeError outside prepare's try, the job's asyncio task dies and the job stays "
-            "running, its lease extended for ever",
-        ),
     ),
     pytest.param(
         "?",
         ENVELOPE % b',"timeout_ms":9223372036854775807',
         id="timeout_ms_overflow",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="prepare() builds timedelta(milliseconds=env.timeout_ms) outside its try; "
-            "OverflowError kills the job's asyncio task and the job stays running, its lease "
-            "extended for ever",
-        ),
     ),
 ]
 

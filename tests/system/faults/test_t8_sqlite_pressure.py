@@ -135,11 +135,6 @@ def test_lock_past_the_busy_timeout_raises_broker_unavailable(
     impatient.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Worker._claim_loop does not catch BrokerError: a claim that meets a lock held past "
-    "the worker's busy timeout raises BrokerUnavailable out of Worker.run and the worker exits 1",
-)
 def test_worker_with_a_short_busy_timeout_outlives_the_lock(
     procs: Processes, store: Store, producer: errands.App
 ) -> None:
@@ -219,12 +214,6 @@ def test_size_cap_raises_broker_full_then_enqueues_again_when_raised(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a claim on a packed full file raises BrokerFull (claiming grows each row: lease "
-    "token, worker id, instants) and Worker._claim_loop does not catch BrokerError, so the "
-    "worker exits 1 instead of waiting for room",
-)
 def test_worker_running_as_the_file_fills_keeps_running_and_recovers(
     procs: Processes, store: Store, producer: errands.App
 ) -> None:

@@ -41,6 +41,9 @@ INSERT INTO queues (name) VALUES (:name) ON CONFLICT (name) DO NOTHING;
 SELECT name FROM queues WHERE paused = 1 AND name IN (SELECT value FROM json_each(:queues));
 
 -- name: claim_queue
+-- Every read of job rows names its columns and casts payload and result to BLOB: a row
+-- written by another program with a TEXT or INTEGER payload still reads as bytes, so the
+-- worker can dead-letter it instead of failing to fetch it.
 -- One queue: the subquery walks jobs_claimable in claim order and stops after :n rows.
 -- randomblob runs once per row, so every job gets its own token.
 UPDATE jobs SET
@@ -51,7 +54,12 @@ WHERE id IN (
     SELECT id FROM jobs WHERE state = 'available' AND queue = :queue
     ORDER BY priority DESC, scheduled_at, id LIMIT :n
 )
-RETURNING *;
+RETURNING
+    id, task, queue, state, CAST(payload AS BLOB) AS payload, priority, attempt, failures,
+    crashes, max_attempts, max_crashes, enqueued_at, scheduled_at, started_at, finished_at,
+    lease_token, lease_expires_at, worker_id, CAST(result AS BLOB) AS result, result_ttl_ms,
+    result_expires_at, idempotency_key, fail_reason, cancel_reason, cancel_requested, progress,
+    errors;
 
 -- name: claim_candidates
 -- Several queues: the best :n of each queue, merged by the caller. One `queue IN (...)`
@@ -65,7 +73,12 @@ UPDATE jobs SET
     lease_token = lower(hex(randomblob(16))), lease_expires_at = :expires_at,
     cancel_requested = 0
 WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'available'
-RETURNING *;
+RETURNING
+    id, task, queue, state, CAST(payload AS BLOB) AS payload, priority, attempt, failures,
+    crashes, max_attempts, max_crashes, enqueued_at, scheduled_at, started_at, finished_at,
+    lease_token, lease_expires_at, worker_id, CAST(result AS BLOB) AS result, result_ttl_ms,
+    result_expires_at, idempotency_key, fail_reason, cancel_reason, cancel_requested, progress,
+    errors;
 
 -- name: leases_held
 -- The caller compares tokens itself, so one read answers for a whole batch of leases.
@@ -201,11 +214,23 @@ ON CONFLICT (name) DO UPDATE SET paused = 1;
 UPDATE queues SET paused = 0 WHERE name = :name;
 
 -- name: jobs_by_ids
-SELECT * FROM jobs WHERE id IN (SELECT value FROM json_each(:ids));
+SELECT
+    id, task, queue, state, CAST(payload AS BLOB) AS payload, priority, attempt, failures,
+    crashes, max_attempts, max_crashes, enqueued_at, scheduled_at, started_at, finished_at,
+    lease_token, lease_expires_at, worker_id, CAST(result AS BLOB) AS result, result_ttl_ms,
+    result_expires_at, idempotency_key, fail_reason, cancel_reason, cancel_requested, progress,
+    errors
+FROM jobs WHERE id IN (SELECT value FROM json_each(:ids));
 
 -- name: jobs_page
 -- Keyset paging on id, newest first; a NULL filter matches every row.
-SELECT * FROM jobs
+SELECT
+    id, task, queue, state, CAST(payload AS BLOB) AS payload, priority, attempt, failures,
+    crashes, max_attempts, max_crashes, enqueued_at, scheduled_at, started_at, finished_at,
+    lease_token, lease_expires_at, worker_id, CAST(result AS BLOB) AS result, result_ttl_ms,
+    result_expires_at, idempotency_key, fail_reason, cancel_reason, cancel_requested, progress,
+    errors
+FROM jobs
 WHERE (:queue IS NULL OR queue = :queue)
   AND (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
   AND (:task IS NULL OR task = :task)
