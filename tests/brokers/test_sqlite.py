@@ -441,3 +441,14 @@ def test_a_forked_child_opens_its_own_connections_and_socket(tmp_path: Path) -> 
     out, _ = process.communicate(timeout=60)
     assert process.returncode == 0
     assert out.strip() == "3"  # the parent's, the child's and the parent's after the fork
+
+
+async def test_a_url_can_cap_the_file_size(tmp_path: Path) -> None:
+    broker = from_url(f"sqlite:///{tmp_path / 'capped.db'}?max_page_count=40")
+    await broker.open()
+    try:
+        await broker.enqueue_many([spec()])
+        with pytest.raises(BrokerFull, match=r"capped\.db"):
+            await broker.enqueue_many([spec(payload=b"x" * 4096) for _ in range(100)])
+    finally:
+        await broker.close()

@@ -90,7 +90,7 @@ class SQLiteBroker:
     @classmethod
     def from_url(cls, url: str, *, clock: Clock) -> SQLiteBroker:
         """`sqlite:///relative.db` or `sqlite:////absolute/path.db`, with optional
-        `?synchronous=NORMAL` and `?busy_timeout_ms=5000`."""
+        `?synchronous=NORMAL`, `?busy_timeout_ms=5000` and `?max_page_count=N`."""
         path, options = parse_url(url)
         return cls(path, clock=clock, **options)
 
@@ -303,6 +303,7 @@ class URLOptions(TypedDict, total=False):
 
     synchronous: str
     busy_timeout: timedelta
+    max_page_count: int
 
 
 def parse_url(url: str) -> tuple[Path, URLOptions]:
@@ -331,9 +332,12 @@ def _options(url: str, query: dict[str, list[str]]) -> URLOptions:
             options["synchronous"] = value.upper()
         elif name == "busy_timeout_ms" and value.isdigit():
             options["busy_timeout"] = timedelta(milliseconds=int(value))
+        elif name == "max_page_count" and value.isdigit() and int(value) > 0:
+            options["max_page_count"] = int(value)
         else:
             raise ValueError(
                 f"unknown or bad option {name}={value!r} in {url!r} "
-                "(known: synchronous=OFF|NORMAL|FULL|EXTRA, busy_timeout_ms=<int>)"
+                "(known: synchronous=OFF|NORMAL|FULL|EXTRA, busy_timeout_ms=<int>, "
+                "max_page_count=<int>)"
             )
     return options
