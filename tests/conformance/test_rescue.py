@@ -160,3 +160,17 @@ async def test_extend_by_a_rescued_owner_is_left_out_and_stores_no_progress(
     assert extended.leases == []
     job = await get_one(broker, job_id)
     assert (job.state, job.progress) == (JobState.RETRYABLE, None)
+
+
+async def test_a_rescued_job_runs_before_jobs_that_arrived_after_it(
+    broker: Broker, clock: FakeClock
+) -> None:
+    [rescued] = await enqueue(broker, spec())
+    await claim_one(broker, worker_id="w1")
+    clock.advance(timedelta(seconds=1))
+    backlog = await enqueue(broker, *[spec() for _ in range(5)])
+    clock.advance(LEASE)
+    await broker.rescue(limit=100)
+    [first] = await broker.claim(["default"], n=1, lease=LEASE, worker_id="w2")
+    assert first.job.id == rescued  # not queued behind the backlog: G3 holds under load
+    assert first.job.id not in backlog

@@ -183,8 +183,9 @@ class Broker(Protocol):
         ...
 
     async def rescue(self, *, limit: int) -> RescueReport:
-        """Expired leases: `cancelled` if a cancel was pending, else crashes + 1 and `retryable`,
-        or `failed` with reason `crashed` once crashes reach max_crashes."""
+        """Expired leases: `cancelled` if a cancel was pending, else crashes + 1 and `retryable`
+        (due at once, keeping its scheduled_at so it is not queued behind later arrivals), or
+        `failed` with reason `crashed` once crashes reach max_crashes."""
         ...
 
     async def promote(self, *, limit: int) -> int:

@@ -276,7 +276,7 @@ class MemoryBroker:
                 )
                 self._move(job, JobState.FAILED, fail_reason=reason, **extra)
             case Crashed(error=error, delay=delay):
-                self._crash(job, error, now + delay)
+                self._crash(job, error, now + delay if delay else None)
             case Cancelled(reason=reason):
                 self._move(job, JobState.CANCELLED, cancel_reason=reason)
             case Released():
@@ -284,14 +284,19 @@ class MemoryBroker:
             case Snoozed(delay=delay):
                 self._move(job, JobState.SCHEDULED, scheduled_at=now + delay)
 
-    def _crash(self, job: Job, error: AttemptError, retry_at: datetime) -> Job:
+    def _crash(self, job: Job, error: AttemptError, retry_at: datetime | None) -> Job:
+        """Count a crash; with no `retry_at` the job keeps its place in line (due at once)."""
         crashes, errors = job.crashes + 1, (*job.errors, error)
         if crashes >= job.max_crashes:
             return self._move(
                 job, JobState.FAILED, crashes=crashes, errors=errors, fail_reason=FailReason.CRASHED
             )
         return self._move(
-            job, JobState.RETRYABLE, crashes=crashes, errors=errors, scheduled_at=retry_at
+            job,
+            JobState.RETRYABLE,
+            crashes=crashes,
+            errors=errors,
+            scheduled_at=retry_at or job.scheduled_at,
         )
 
     async def wait_ready(self, queues: Sequence[str], timeout: timedelta) -> None:
@@ -359,7 +364,7 @@ class MemoryBroker:
                 message=f"lease of worker {job.worker_id} expired at {job.lease_expires_at:%T}",
                 at=now,
             )
-            moved = self._crash(job, error, now)
+            moved = self._crash(job, error, None)
             (report.failed if moved.state is JobState.FAILED else report.retried).append(job.id)
         if report.total:
             await self._notify()

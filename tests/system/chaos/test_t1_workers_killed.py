@@ -178,12 +178,6 @@ def test_t1_full(
     assert report.interruptions.total() == FULL.kills
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="src: rescue sets scheduled_at = now, so a rescued job waits behind every job "
-    "already available and G3's lease + interval + 1 s holds only without a backlog",
-)
 def test_t1_a_rescued_job_is_not_queued_behind_a_backlog(
     app: errands.App, chaos_workers: ChaosWorkers, chaos_ledger: TimedLedger
 ) -> None:

@@ -164,7 +164,8 @@ def _statement(outcome: Outcome, now_ms: int) -> tuple[str, Params]:
         case Crashed(error=error, delay=delay):
             return "finish_crashed", {
                 "error": error_json(error),
-                "scheduled_at": now_ms + to_ms(delay),
+                # No delay: keep the job's place in line (NULL keeps its scheduled_at).
+                "scheduled_at": now_ms + to_ms(delay) if delay else None,
             }
         case Cancelled(reason=reason):
             return "finish_cancelled", {"reason": str(reason)}

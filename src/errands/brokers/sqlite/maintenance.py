@@ -28,7 +28,7 @@ def rescue(connection: sqlite3.Connection, limit: int, now_ms: int) -> RescueRep
             report.cancelled.append(row["id"])
             continue
         error = _lease_expired(row, now_ms)
-        crashes.append({**fence, "error": error_json(error), "scheduled_at": now_ms})
+        crashes.append({**fence, "error": error_json(error), "scheduled_at": None})
         spent = row["crashes"] + 1 >= row["max_crashes"]
         (report.failed if spent else report.retried).append(row["id"])
     connection.executemany(Q["finish_cancelled"], cancels)

@@ -125,15 +125,16 @@ UPDATE jobs SET
 WHERE id = :id AND state = 'running' AND lease_token = :token;
 
 -- name: finish_crashed
--- Also the rescuer's statement for an expired lease (:scheduled_at = now). SET expressions see
--- the row as it was, so `crashes + 1` is the new count in every CASE.
+-- Also the rescuer's statement for an expired lease. SET expressions see the row as it was, so
+-- `crashes + 1` is the new count in every CASE. A NULL :scheduled_at (no delay) keeps the
+-- job's own, so a crashed job is due at once and keeps its place ahead of later arrivals.
 UPDATE jobs SET
     crashes = crashes + 1,
     errors = json_insert(errors, '$[#]', json(:error)),
     state = CASE WHEN crashes + 1 >= max_crashes THEN 'failed' ELSE 'retryable' END,
     fail_reason = CASE WHEN crashes + 1 >= max_crashes THEN 'crashed' ELSE fail_reason END,
     scheduled_at = CASE WHEN crashes + 1 >= max_crashes THEN scheduled_at
-                        ELSE :scheduled_at END,
+                        ELSE coalesce(:scheduled_at, scheduled_at) END,
     finished_at = CASE WHEN crashes + 1 >= max_crashes THEN :now END,
     result_expires_at = CASE WHEN crashes + 1 >= max_crashes THEN :now + result_ttl_ms END,
     lease_token = NULL, lease_expires_at = NULL
