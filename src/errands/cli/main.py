@@ -12,7 +12,7 @@ from errands import __version__
 from .demo import demo_command
 from .dlq import dlq_group
 from .jobs import jobs_group
-from .worker import worker_command
+from .worker import catch_early_signals, worker_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,8 +25,12 @@ from .worker import worker_command
     envvar="ERRANDS_APP_DIR",
     help="Directory put first on sys.path to import TARGET from.",
 )
-def main(app_dir: str) -> None:
+@click.pass_context
+def main(ctx: click.Context, app_dir: str) -> None:
     """errands: a durable task queue. TARGET is "module:app" (or ERRANDS_APP)."""
+    if ctx.invoked_subcommand == "worker":
+        # Before TARGET is imported (which can take a while): a stop during start-up drains.
+        catch_early_signals()
 
 
 main.add_command(worker_command)

@@ -125,6 +125,7 @@ def worker_command(
     one releases them at once. The broker URL is the App's (ERRANDS_BROKER_URL by default).
     """
     configure_logging(log_level)
+    catch_early_signals()  # again, for callers that skip the group (tests, embedding)
     # Process-pool children import the App the way this process did.
     target.app.import_ref = target.ref
     if pool == "process" and concurrency is None:
@@ -153,6 +154,8 @@ def worker_command(
         worker = asyncio.run(serve(target, options))
     except ErrandsError as error:
         raise click.ClickException(str(error)) from None
+    finally:
+        restore_signals()
     if worker.restart_requested:
         restart()
     log.info("worker %s stopped after %d jobs", worker.id, worker.ran)
@@ -165,6 +168,8 @@ async def serve(target: Target, options: dict[str, Any]) -> Worker:
     on_signal = StopOnSignal(worker)
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, on_signal, signum)
+    for signum in _EARLY:  # a stop asked for while the app was still loading
+        on_signal(signum)
     try:
         await worker.run()
     finally:
@@ -189,6 +194,33 @@ class StopOnSignal:
         else:
             log.warning("%s again: releasing running jobs now", signum.name)
         self.worker.request_stop()
+
+
+_EARLY: list[signal.Signals] = []
+
+
+_PREVIOUS: dict[signal.Signals, Any] = {}
+
+
+def _remember(signum: int, frame: object) -> None:
+    _EARLY.append(signal.Signals(signum))
+
+
+def catch_early_signals() -> None:
+    """Until the loop's handlers are in place, remember SIGTERM/SIGINT instead of dying: a
+    supervisor may stop a worker that is still importing its app."""
+    for signum in STOP_SIGNALS:
+        previous = signal.signal(signum, _remember)
+        if previous is not _remember:
+            _PREVIOUS[signum] = previous
+
+
+def restore_signals() -> None:
+    """Put back the handlers catch_early_signals replaced."""
+    for signum, previous in _PREVIOUS.items():
+        signal.signal(signum, previous)
+    _PREVIOUS.clear()
+    _EARLY.clear()
 
 
 def restart() -> NoReturn:
