@@ -24,14 +24,13 @@ WHERE idempotency_key IN (SELECT value FROM json_each(:keys))
 
 -- name: job_insert
 -- DO NOTHING on a known id: the caller sees the row count fall short and sorts out which
--- specs were repeats (a producer resending a batch whose reply it lost).
+-- specs were repeats (a producer resending a batch whose reply it lost). Positional
+-- parameters, in the column order, from rows.insert_params: binding by name cost a quarter of
+-- a batch enqueue.
 INSERT INTO jobs (
     id, task, queue, state, payload, priority, max_attempts, max_crashes,
     enqueued_at, scheduled_at, result_ttl_ms, idempotency_key
-) VALUES (
-    :id, :task, :queue, :state, :payload, :priority, :max_attempts, :max_crashes,
-    :now, :scheduled_at, :result_ttl_ms, :idempotency_key
-)
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO NOTHING;
 
 -- name: queue_add

@@ -49,25 +49,29 @@ def _at_or_none(ms: int | None) -> datetime | None:
     return None if ms is None else at_ms(ms)
 
 
-def insert_params(spec: JobSpec, now_ms: int) -> dict[str, object]:
-    """The job_insert parameters for `spec`, enqueued at `now_ms`."""
+InsertRow = tuple[str, str, str, str, bytes, int, int, int, int, int, int, str | None]
+INSERT_QUEUE = 2  # where the queue sits in an InsertRow
+
+
+def insert_params(spec: JobSpec, now_ms: int) -> InsertRow:
+    """The job_insert parameters for `spec`, enqueued at `now_ms`, in column order."""
     due = now_ms if spec.scheduled_at is None else ms_at(spec.scheduled_at)
     later = due > now_ms
-    return {
-        "id": spec.id,
-        "task": spec.task,
-        "queue": spec.queue,
-        "state": JobState.SCHEDULED if later else JobState.AVAILABLE,
-        "payload": spec.payload,
-        "priority": spec.priority,
-        "max_attempts": spec.max_attempts,
-        "max_crashes": spec.max_crashes,
-        "now": now_ms,
+    return (
+        spec.id,
+        spec.task,
+        spec.queue,
+        JobState.SCHEDULED if later else JobState.AVAILABLE,
+        spec.payload,
+        spec.priority,
+        spec.max_attempts,
+        spec.max_crashes,
+        now_ms,  # enqueued_at
         # A past ETA is stored as now, like the memory broker: claim order is arrival order.
-        "scheduled_at": due if later else now_ms,
-        "result_ttl_ms": to_ms(spec.result_ttl),
-        "idempotency_key": spec.idempotency_key,
-    }
+        due if later else now_ms,
+        to_ms(spec.result_ttl),
+        spec.idempotency_key,
+    )
 
 
 def error_json(error: AttemptError) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from errands.brokers.contract import Enqueued
 from errands.brokers.sqlfiles import Migration
-from errands.brokers.sqlite.rows import insert_params
+from errands.brokers.sqlite.rows import INSERT_QUEUE, InsertRow, insert_params
 from errands.brokers.sqlite.sql import MIGRATIONS, Q, as_json
 from errands.job import JobId, JobSpec, JobState
 
@@ -48,7 +48,7 @@ def enqueue(
     """Store `specs` in input order; a known idempotency key or id yields a duplicate."""
     owners = _key_owners(connection, specs, now_ms)
     replies: list[Enqueued] = []
-    rows: list[dict[str, object]] = []
+    rows: list[InsertRow] = []
     for spec in specs:
         key = spec.idempotency_key
         if key is not None and key in owners:
@@ -74,7 +74,7 @@ def _key_owners(
     return {row["idempotency_key"]: row["id"] for row in cursor}
 
 
-def _insert_all(connection: sqlite3.Connection, rows: list[dict[str, object]]) -> bool:
+def _insert_all(connection: sqlite3.Connection, rows: list[InsertRow]) -> bool:
     """Insert every row; False (and nothing inserted) if an id was already stored."""
     connection.execute("SAVEPOINT enqueue")
     inserted = connection.executemany(Q["job_insert"], rows).rowcount
@@ -87,7 +87,7 @@ def _insert_all(connection: sqlite3.Connection, rows: list[dict[str, object]]) -
 
 
 def _insert_one_by_one(
-    connection: sqlite3.Connection, replies: list[Enqueued], rows: list[dict[str, object]]
+    connection: sqlite3.Connection, replies: list[Enqueued], rows: list[InsertRow]
 ) -> list[Enqueued]:
     # The slow path, taken only when a spec's id is already stored (or repeated in the batch):
     # a producer resending a batch whose reply it lost. Such a spec is a duplicate of itself.
@@ -100,7 +100,7 @@ def _insert_one_by_one(
         row = next(fresh)
         stored = connection.execute(Q["job_insert"], row).rowcount == 1
         if stored:
-            connection.execute(Q["queue_add"], {"name": row["queue"]})
+            connection.execute(Q["queue_add"], {"name": row[INSERT_QUEUE]})
         out.append(Enqueued(reply.job_id, duplicate=not stored))
     return out
 
