@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -24,6 +23,7 @@ from errands.brokers.contract import (
     RescueReport,
     WorkerInfo,
 )
+from errands.brokers.memory_table import JobTable, matches, new_job
 from errands.clock import Clock, SystemClock
 from errands.job import (
     TERMINAL_STATES,
@@ -51,7 +51,6 @@ from errands.outcome import (
 )
 
 WORKER_TTL = timedelta(seconds=60)
-_CLAIMABLE_LATER = (JobState.SCHEDULED, JobState.RETRYABLE)
 
 
 class MemoryBroker:
@@ -61,16 +60,14 @@ class MemoryBroker:
 
     def __init__(self, *, clock: Clock | None = None) -> None:
         self._clock = clock or SystemClock()
-        self._jobs: dict[JobId, Job] = {}
+        self._table = JobTable()
+        self._jobs = self._table.jobs
         self._tokens: dict[JobId, str] = {}
         self._keys: dict[str, JobId] = {}
         self._paused: set[str] = set()
         self._queues: set[str] = set()
         self._workers: dict[str, WorkerInfo] = {}
         self._changed: asyncio.Condition | None = None
-        # Heaps with lazy deletion: an entry is live while its job still matches it.
-        self._ready: dict[str, list[tuple[int, datetime, JobId]]] = {}
-        self._due: list[tuple[datetime, JobId]] = []
         self.calls = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -107,35 +104,8 @@ class MemoryBroker:
             changes.setdefault("finished_at", now)
             changes.setdefault("result_expires_at", now + job.result_ttl)
         moved = job.evolve(state=state, **changes)
-        self._store(moved)
+        self._table.store(moved)
         return moved
-
-    def _store(self, job: Job) -> None:
-        self._jobs[job.id] = job
-        assert job.scheduled_at is not None
-        if job.state is JobState.AVAILABLE:
-            heapq.heappush(self._ready.setdefault(job.queue, []), _claim_order(job))
-        elif job.state in _CLAIMABLE_LATER:
-            heapq.heappush(self._due, (job.scheduled_at, job.id))
-
-    def _live_ready(self, entry: tuple[int, datetime, JobId]) -> bool:
-        job = self._jobs.get(entry[2])
-        return job is not None and job.state is JobState.AVAILABLE and _claim_order(job) == entry
-
-    def _ready_head(self, queue: str) -> tuple[int, datetime, JobId] | None:
-        heap = self._ready.get(queue)
-        while heap and not self._live_ready(heap[0]):
-            heapq.heappop(heap)
-        return heap[0] if heap else None
-
-    def _due_head(self) -> tuple[datetime, JobId] | None:
-        while self._due:
-            at, job_id = self._due[0]
-            job = self._jobs.get(job_id)
-            if job is not None and job.state in _CLAIMABLE_LATER and job.scheduled_at == at:
-                return self._due[0]
-            heapq.heappop(self._due)
-        return None
 
     def _key_owner(self, key: str, now: datetime) -> JobId | None:
         owner = self._keys.get(key)
@@ -159,7 +129,7 @@ class MemoryBroker:
             if owner is not None:
                 out.append(Enqueued(owner, duplicate=True))
                 continue
-            self._store(_new_job(spec, now))
+            self._table.store(new_job(spec, now))
             self._queues.add(spec.queue)
             if spec.idempotency_key:
                 self._keys[spec.idempotency_key] = spec.id
@@ -172,8 +142,8 @@ class MemoryBroker:
     def _promote_due(self, limit: int) -> int:
         now = self._clock.now()
         moved = 0
-        while moved < limit and (head := self._due_head()) is not None and head[0] <= now:
-            heapq.heappop(self._due)
+        while moved < limit and (head := self._table.due_head()) is not None and head[0] <= now:
+            self._table.pop_due()
             self._move(self._jobs[head[1]], JobState.AVAILABLE)
             moved += 1
         return moved
@@ -190,11 +160,11 @@ class MemoryBroker:
         now = self._clock.now()
         claimed: list[Claimed] = []
         while len(claimed) < n:
-            heads = [(h, q) for q in wanted if (h := self._ready_head(q)) is not None]
+            heads = [(h, q) for q in wanted if (h := self._table.ready_head(q)) is not None]
             if not heads:
                 break
             entry, queue = min(heads)
-            heapq.heappop(self._ready[queue])
+            self._table.pop_ready(queue)
             job = self._jobs[entry[2]]
             token = new_token()
             running = self._move(
@@ -312,14 +282,14 @@ class MemoryBroker:
                 )
 
     def _has_ready(self, queues: Sequence[str]) -> bool:
-        if any(self._ready_head(q) is not None for q in set(queues) - self._paused):
+        if any(self._table.ready_head(q) is not None for q in set(queues) - self._paused):
             return True
-        head = self._due_head()
+        head = self._table.due_head()
         return head is not None and head[0] <= self._clock.now()
 
     def _next_due(self, queues: Sequence[str]) -> datetime | None:
         # Any queue's next due job: waking early for another queue's job is harmless.
-        head = self._due_head()
+        head = self._table.due_head()
         return head[0] if head else None
 
     async def wait_done(self, job_ids: Sequence[JobId], timeout: timedelta) -> list[Job]:
@@ -418,7 +388,7 @@ class MemoryBroker:
         """A page of jobs, newest first; see Broker.list_jobs."""
         self.calls += 1
         matching = sorted(
-            (j for j in self._jobs.values() if _matches(j, query)), key=lambda j: j.id, reverse=True
+            (j for j in self._jobs.values() if matches(j, query)), key=lambda j: j.id, reverse=True
         )
         page = matching[: query.limit]
         more = len(matching) > query.limit
@@ -507,41 +477,8 @@ class MemoryBroker:
         await self._notify()
 
 
-def _new_job(spec: JobSpec, now: datetime) -> Job:
-    later = spec.scheduled_at is not None and spec.scheduled_at > now
-    return Job(
-        id=spec.id,
-        task=spec.task,
-        queue=spec.queue,
-        state=JobState.SCHEDULED if later else JobState.AVAILABLE,
-        payload=spec.payload,
-        priority=spec.priority,
-        max_attempts=spec.max_attempts,
-        max_crashes=spec.max_crashes,
-        enqueued_at=now,
-        scheduled_at=spec.scheduled_at if later else now,
-        result_ttl=spec.result_ttl,
-        idempotency_key=spec.idempotency_key,
-    )
-
-
 def _ended(job: Job) -> bool:
     return job.state in TERMINAL_STATES
-
-
-def _claim_order(job: Job) -> tuple[int, datetime, str]:
-    assert job.scheduled_at is not None
-    return (-job.priority, job.scheduled_at, job.id)
-
-
-def _matches(job: Job, query: JobQuery) -> bool:
-    if query.queue is not None and job.queue != query.queue:
-        return False
-    if query.states and job.state not in query.states:
-        return False
-    if query.task is not None and job.task != query.task:
-        return False
-    return query.before_id is None or job.id < query.before_id
 
 
 def _wait_seconds(timeout: timedelta, next_due: datetime | None, now: datetime) -> float:
