@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
 
 from errands.brokers import from_url
@@ -266,9 +267,21 @@ class App:
 
 
 def _default_name(func: Callable[..., Any]) -> str:
-    # A script runs as __main__ but is imported as __mp_main__ in process-pool children.
-    module = "__main__" if func.__module__ == "__mp_main__" else func.__module__
-    return f"{module}.{func.__qualname__}"
+    return f"{_module_name(func.__module__)}.{func.__qualname__}"
+
+
+def _module_name(name: str) -> str:
+    """The importable name of a module. `python shop.py` runs shop as __main__ (and process-pool
+    children load it as __mp_main__) while `errands worker shop:app` imports it as shop: the
+    task names must agree, so a script is named after its file."""
+    if name not in ("__main__", "__mp_main__"):
+        return name
+    module = sys.modules.get(name)
+    spec = getattr(module, "__spec__", None)
+    if spec is not None and spec.name not in ("__main__", "__mp_main__"):
+        return str(spec.name)  # python -m package.module
+    path = getattr(module, "__file__", None)
+    return Path(path).stem if path else "__main__"
 
 
 def _caller_module() -> str:
