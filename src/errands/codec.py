@@ -26,8 +26,14 @@ def _tagged(kind: str, value: object) -> dict[str, object]:
     return {TAG: kind, "v": value}
 
 
+#: Exact types that travel as they are (subclasses such as enums take the slower path).
+_PLAIN: Final = frozenset({str, int, bool, type(None)})
+
+
 def to_wire(value: Any) -> Any:
     """Turn `value` into plain JSON types, tagging the extra types."""
+    if type(value) is list and all(type(v) in _PLAIN for v in value):
+        return value  # the common argument list, checked without a call per item
     if isinstance(value, float) and not math.isfinite(value):
         return _tagged("float", repr(value))  # JSON has no NaN or infinity
     if value is None or isinstance(value, bool | int | float | str):
