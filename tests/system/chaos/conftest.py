@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -21,9 +21,15 @@ import psutil
 import pytest
 
 import errands
-from errands.job import JobId
+from errands.job import Job, JobId
 from errands.task import Call
-from tests.system.chaos.checker import Interruption
+from tests.system.chaos.checker import (
+    Interruption,
+    Report,
+    check,
+    fetch_jobs,
+    wait_terminal,
+)
 from tests.system.chaos.ledger import TimedLedger
 from tests.system.conftest import ROOT, Workers
 from tests.system.ledger import Ledger
@@ -153,6 +159,48 @@ class ChaosWorkers(Workers):
                 one.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             codes[one.tag] = one.proc.returncode
         return codes
+
+    def finish(
+        self,
+        name: str,
+        app: errands.App,
+        ledger: TimedLedger,
+        acknowledged: Mapping[str, JobId],
+        *,
+        within: timedelta,
+        began: float | None = None,
+        bound: float | None = None,
+    ) -> Finished:
+        """The end of every chaos run: wait until every job is terminal, stop the workers,
+        read the jobs back and build the checker's report."""
+        ids = list(acknowledged.values())
+        wait_terminal(app, ids, within)
+        codes = self.stop_gracefully()
+        jobs = fetch_jobs(app, ids)
+        report = check(
+            name,
+            acknowledged,
+            ledger,
+            jobs,
+            self.interruptions,
+            bound=bound,
+            database=database_of(app),
+            wall=0.0 if began is None else time.monotonic() - began,
+        )
+        return Finished(report, jobs, codes)
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What a chaos run ended with: the report, the jobs as stored, the workers' exit codes."""
+
+    report: Report
+    jobs: list[Job]
+    codes: dict[str, int | None]
+
+    def astuple(self) -> tuple[Report, list[Job], dict[str, int | None]]:
+        """The three, for unpacking."""
+        return self.report, self.jobs, self.codes
 
 
 @pytest.fixture

@@ -17,8 +17,7 @@ import pytest
 import errands
 from errands import JobState
 from tests.system import sysapp
-from tests.system.chaos.checker import check, fetch_jobs, wait_terminal
-from tests.system.chaos.conftest import ChaosWorkers, database_of
+from tests.system.chaos.conftest import ChaosWorkers
 from tests.system.chaos.ledger import TimedLedger
 
 LEASE = 1.0
@@ -54,18 +53,14 @@ def test_jobs_ten_times_their_lease_are_never_reclaimed(
     chaos_workers.wait_ready(standby)
 
     ids = [h.id for h in handles]
-    wait_terminal(app, ids, timedelta(seconds=LENGTH + 30))
-    codes = chaos_workers.stop_gracefully()
-    jobs = fetch_jobs(app, ids)
-    report = check(
+    report, jobs, codes = chaos_workers.finish(
         "long jobs, lease 1 s, 10 s each",
-        dict(zip(calls, ids, strict=True)),
+        app,
         chaos_ledger,
-        jobs,
-        [],
-        database=database_of(app),
-        wall=time.monotonic() - began,
-    )
+        dict(zip(calls, ids, strict=True)),
+        within=timedelta(seconds=LENGTH + 30),
+        began=began,
+    ).astuple()
     print(f"\n{report}")
     report.check()
     assert codes == {runner.tag: 0, standby.tag: 0}

@@ -14,8 +14,7 @@ from datetime import timedelta
 
 import errands
 from tests.system import sysapp
-from tests.system.chaos.checker import check, fetch_jobs, wait_terminal
-from tests.system.chaos.conftest import ChaosWorkers, database_of, run_timetable, seed
+from tests.system.chaos.conftest import ChaosWorkers, run_timetable, seed
 from tests.system.chaos.ledger import TimedLedger
 
 LEASE = 2.0
@@ -55,19 +54,14 @@ def test_workers_with_clocks_skewed_both_ways_never_run_a_job_twice(
     acknowledged = run_timetable(
         app, lambda key: sysapp.chaos_sleeper.call(key, rng.uniform(0.005, 0.05)), JOBS, 100, []
     )
-    keys, ids = list(acknowledged), list(acknowledged.values())
-    wait_terminal(app, ids, timedelta(seconds=60))
-    codes = chaos_workers.stop_gracefully()
-    jobs = fetch_jobs(app, ids)
-    report = check(
+    report, jobs, codes = chaos_workers.finish(
         "skewed clocks (+60 s, -60 s)",
-        dict(zip(keys, ids, strict=True)),
+        app,
         chaos_ledger,
-        jobs,
-        [],
-        database=database_of(app),
-        wall=time.monotonic() - began,
-    )
+        acknowledged,
+        within=timedelta(seconds=60),
+        began=began,
+    ).astuple()
     print(f"\n{report}")
     report.check()
     assert report.duplicated == 0

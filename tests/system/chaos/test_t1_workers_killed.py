@@ -30,8 +30,8 @@ import pytest
 
 import errands
 from tests.system import sysapp
-from tests.system.chaos.checker import Report, check, fetch_jobs, wait_terminal
-from tests.system.chaos.conftest import ChaosWorkers, Started, database_of, run_timetable, seed
+from tests.system.chaos.checker import Report
+from tests.system.chaos.conftest import ChaosWorkers, Started, run_timetable, seed
 from tests.system.chaos.ledger import TimedLedger
 
 LEASE = 2.0
@@ -81,19 +81,15 @@ def run_t1(
         app, lambda key: task.call(key, rng.uniform(0.005, 0.05)), tier.jobs, tier.rate, kills
     )
 
-    ids = list(acknowledged.values())
-    wait_terminal(app, ids, tier.within)
-    codes = workers.stop_gracefully()
-    report = check(
+    report, _, codes = workers.finish(
         name,
-        acknowledged,
+        app,
         ledger,
-        fetch_jobs(app, ids),
-        workers.interruptions,
+        acknowledged,
+        within=tier.within,
+        began=began,
         bound=LEASE + RESCUE_EVERY + 1.0,
-        database=database_of(app),
-        wall=time.monotonic() - began,
-    )
+    ).astuple()
     report.notes.append(
         f"seed {seed}; {len(workers.started)} worker processes; "
         f"exit codes of the survivors {dict(Counter(codes.values()))}"
@@ -196,17 +192,13 @@ def test_t1_a_rescued_job_is_not_queued_behind_a_backlog(
     )
     chaos_workers.kill_worker(first[0])
     chaos_workers.launch(*args, lease=LEASE)
-    ids = [h.id for h in handles]
-    wait_terminal(app, ids, timedelta(seconds=120))
-    chaos_workers.stop_gracefully()
-    report = check(
+    report = chaos_workers.finish(
         "T1 backlog: 2,000 jobs enqueued at once, one kill",
-        dict(zip(keys, ids, strict=True)),
+        app,
         chaos_ledger,
-        fetch_jobs(app, ids),
-        chaos_workers.interruptions,
-        database=database_of(app),
-    )
+        dict(zip(keys, [h.id for h in handles], strict=True)),
+        within=timedelta(seconds=120),
+    ).report
     print(f"\n{report}")
     report.check()  # everything but the latency holds
     assert report.latencies, "the kill cut no job short"

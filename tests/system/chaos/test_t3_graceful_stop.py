@@ -27,8 +27,8 @@ import errands
 from errands import JobState
 from errands.task import Call
 from tests.system import sysapp
-from tests.system.chaos.checker import Report, check, fetch_jobs, wait_terminal
-from tests.system.chaos.conftest import ChaosWorkers, Started, database_of, run_timetable, seed
+from tests.system.chaos.checker import Report
+from tests.system.chaos.conftest import ChaosWorkers, Started, run_timetable, seed
 from tests.system.chaos.ledger import TimedLedger
 
 GRACE = 1.0
@@ -89,20 +89,9 @@ def run_t3(
         for n in range(tier.sigterms)
     ]
     acknowledged = run_timetable(app, make_call, tier.jobs, tier.rate, sigterms, until_done=True)
-    ids = list(acknowledged.values())
-    wait_terminal(app, ids, tier.within)
-    codes = workers.stop_gracefully()
-    jobs = fetch_jobs(app, ids)
-    report = check(
-        name,
-        acknowledged,
-        ledger,
-        jobs,
-        workers.interruptions,
-        bound=RELEASE_BOUND,
-        database=database_of(app),
-        wall=time.monotonic() - began,
-    )
+    report, jobs, codes = workers.finish(
+        name, app, ledger, acknowledged, within=tier.within, began=began, bound=RELEASE_BOUND
+    ).astuple()
     report.notes.append(
         f"seed {run_seed}; grace {GRACE}s, lease {LEASE}s; {len(long_keys)} long jobs; "
         f"{len(workers.started)} worker processes; exit codes {dict(Counter(codes.values()))}"
