@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import errands
-from errands.brokers.contract import WorkerInfo
+from errands.brokers.contract import ClaimOptions, WorkerInfo
 from errands.job import JobState
 from errands.settings import Settings
 
@@ -95,7 +95,9 @@ async def extend_rate(url: str, seconds: float = 3.0) -> float:
     app, _, long = make_app(url)
     await long.enqueue_many_async([(i,) for i in range(LONG)])
     broker = await app.open_async()
-    claimed = await broker.claim(["long"], LONG, timedelta(seconds=30), worker_id="bench")
+    claimed = await broker.claim(
+        ClaimOptions(["long"], LONG, timedelta(seconds=30), worker_id="bench")
+    )
     leases = [c.lease for c in claimed]
     info = WorkerInfo("bench", socket.gethostname(), 0, ("default",), LONG, datetime.now(UTC))
     calls, began = 0, time.perf_counter()

@@ -18,6 +18,7 @@ from pathlib import Path
 CHILD = r"""
 import asyncio, sys, time
 from datetime import timedelta
+from errands.brokers.contract import ClaimOptions
 from errands.brokers.sqlite.broker import SQLiteBroker
 async def main():
     b = SQLiteBroker(sys.argv[1], synchronous=sys.argv[2])
@@ -26,7 +27,7 @@ async def main():
     while True:
         await b.wait_ready(["q"], timedelta(seconds=30))
         t = time.monotonic()
-        got = await b.claim(["q"], 100, timedelta(seconds=30), worker_id="child")
+        got = await b.claim(ClaimOptions(["q"], 100, timedelta(seconds=30), worker_id="child"))
         if any(c.job.task == "stop" for c in got):
             break
         if got:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from errands.brokers import from_url
+from errands.brokers.contract import ClaimOptions
 from errands.brokers.sqlfiles import parse_queries, split_statements
 from errands.brokers.sqlite.broker import SQLiteBroker, parse_url
 from errands.brokers.sqlite.sql import MIGRATIONS, Q
@@ -266,6 +267,7 @@ async def test_a_lock_held_past_busy_timeout_raises_broker_unavailable(tmp_path:
 WAITER = """
 import asyncio, sys, time
 from datetime import timedelta
+from errands.brokers.contract import ClaimOptions
 from errands.brokers.sqlite.broker import SQLiteBroker
 
 async def main():
@@ -275,7 +277,7 @@ async def main():
     for _ in range(int(sys.argv[2])):
         await broker.wait_ready(["wake"], timedelta(seconds=30))
         woke = time.monotonic()
-        await broker.claim(["wake"], 100, timedelta(seconds=30), worker_id="child")
+        await broker.claim(ClaimOptions(["wake"], 100, timedelta(seconds=30), worker_id="child"))
         print(repr(woke), flush=True)
     await broker.close()
 
@@ -325,12 +327,14 @@ async def test_wait_done_in_one_broker_wakes_when_another_process_finishes(
     code = (
         "import asyncio, sys\n"
         "from datetime import timedelta\n"
+        "from errands.brokers.contract import ClaimOptions\n"
         "from errands.brokers.sqlite.broker import SQLiteBroker\n"
         "from errands.outcome import Completed\n"
         "async def main():\n"
         "    broker = SQLiteBroker(sys.argv[1])\n"
         "    await broker.open()\n"
-        "    [claimed] = await broker.claim(['default'], 1, timedelta(seconds=30), worker_id='c')\n"
+        "    options = ClaimOptions(['default'], 1, timedelta(seconds=30), worker_id='c')\n"
+        "    [claimed] = await broker.claim(options)\n"
         "    await asyncio.sleep(0.3)\n"
         "    await broker.finish([Completed(claimed.lease, result=b'done')])\n"
         "    await broker.close()\n"
@@ -389,7 +393,7 @@ async def test_a_claim_and_a_finish_of_100_jobs_are_one_call_each_with_distinct_
 ) -> None:
     await broker.enqueue_many([spec() for _ in range(250)])
     before = broker.calls
-    claimed = await broker.claim(["default"], 100, LEASE, worker_id="w")
+    claimed = await broker.claim(ClaimOptions(["default"], 100, LEASE, worker_id="w"))
     assert await broker.finish([Completed(c.lease, result=b"") for c in claimed]) == [True] * 100
     assert broker.calls - before == 2
     tokens = {c.lease.token for c in claimed}

@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 
-from errands.brokers.contract import Broker, Claimed, WorkerInfo
+from errands import policy
+from errands.brokers.contract import Broker, Claimed, ClaimOptions, WorkerInfo
 from errands.job import AttemptError, ErrorKind, Job, JobId, JobSpec, new_job_id
+from errands.policy import RescueReport
 from errands.testing import FakeClock
 
 LEASE = timedelta(seconds=30)
@@ -101,9 +103,14 @@ async def enqueue(broker: Broker, *specs: JobSpec) -> list[JobId]:
 
 async def claim_one(broker: Broker, queue: str = "default", worker_id: str = "w1") -> Claimed:
     """Claim exactly one job of `queue`; fails the test if there is none."""
-    claimed = await broker.claim([queue], n=1, lease=LEASE, worker_id=worker_id)
+    claimed = await broker.claim(ClaimOptions([queue], n=1, lease=LEASE, worker_id=worker_id))
     assert len(claimed) == 1, f"expected one claimable job in {queue!r}, got {len(claimed)}"
     return claimed[0]
+
+
+async def rescue(broker: Broker, clock: FakeClock, *, limit: int) -> RescueReport:
+    """One rescue pass as a worker's maintenance runs it: reclaim, then settle by the policy."""
+    return await policy.rescue(broker, limit=limit, lease=LEASE, now=clock.now())
 
 
 async def get_one(broker: Broker, job_id: JobId) -> Job:

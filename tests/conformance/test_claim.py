@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from errands.brokers.contract import Broker
+from errands.brokers.contract import Broker, ClaimOptions
 from errands.job import JobState
 from errands.outcome import Released
 from errands.testing import FakeClock
@@ -36,7 +36,7 @@ async def test_claim_moves_a_job_to_running_under_a_fresh_lease(
 
 async def test_claim_returns_at_most_n_jobs(broker: Broker) -> None:
     await enqueue(broker, *[spec() for _ in range(5)])
-    claimed = await broker.claim(["default"], n=3, lease=LEASE, worker_id="w1")
+    claimed = await broker.claim(ClaimOptions(["default"], n=3, lease=LEASE, worker_id="w1"))
     assert len(claimed) == 3
     counts = await broker.counts()
     assert counts.by_queue["default"][JobState.RUNNING] == 3
@@ -45,15 +45,15 @@ async def test_claim_returns_at_most_n_jobs(broker: Broker) -> None:
 
 async def test_claim_returns_every_claimable_job_when_fewer_than_n(broker: Broker) -> None:
     job_ids = await enqueue(broker, spec(), spec())
-    claimed = await broker.claim(["default"], n=10, lease=LEASE, worker_id="w1")
+    claimed = await broker.claim(ClaimOptions(["default"], n=10, lease=LEASE, worker_id="w1"))
     assert sorted(c.job.id for c in claimed) == sorted(job_ids)
 
 
 async def test_claim_returns_nothing_when_no_job_is_claimable(broker: Broker) -> None:
-    assert await broker.claim(["default"], n=10, lease=LEASE, worker_id="w1") == []
+    assert await broker.claim(ClaimOptions(["default"], n=10, lease=LEASE, worker_id="w1")) == []
     [job_id] = await enqueue(broker, spec())
     await claim_one(broker)
-    assert await broker.claim(["default"], n=10, lease=LEASE, worker_id="w2") == []
+    assert await broker.claim(ClaimOptions(["default"], n=10, lease=LEASE, worker_id="w2")) == []
     assert (await get_one(broker, job_id)).worker_id == "w1"
 
 
@@ -61,7 +61,7 @@ async def test_claim_takes_jobs_only_from_the_queues_asked(broker: Broker) -> No
     [mail, _report, sms] = await enqueue(
         broker, spec(queue="mail"), spec(queue="report"), spec(queue="sms")
     )
-    claimed = await broker.claim(["mail", "sms"], n=10, lease=LEASE, worker_id="w1")
+    claimed = await broker.claim(ClaimOptions(["mail", "sms"], n=10, lease=LEASE, worker_id="w1"))
     assert sorted(c.job.id for c in claimed) == sorted([mail, sms])
     counts = await broker.counts()
     assert counts.by_queue["report"][JobState.AVAILABLE] == 1
@@ -73,13 +73,13 @@ async def test_a_claimed_job_is_not_claimed_again_while_its_lease_holds(
     await enqueue(broker, spec())
     first = await claim_one(broker, worker_id="w1")
     clock.advance(LEASE - timedelta(seconds=1))
-    assert await broker.claim(["default"], n=1, lease=LEASE, worker_id="w2") == []
+    assert await broker.claim(ClaimOptions(["default"], n=1, lease=LEASE, worker_id="w2")) == []
     assert (await get_one(broker, first.job.id)).worker_id == "w1"
 
 
 async def test_each_claimed_job_gets_its_own_token(broker: Broker) -> None:
     await enqueue(broker, *[spec() for _ in range(4)])
-    claimed = await broker.claim(["default"], n=4, lease=LEASE, worker_id="w1")
+    claimed = await broker.claim(ClaimOptions(["default"], n=4, lease=LEASE, worker_id="w1"))
     tokens = [c.lease.token for c in claimed]
     assert len(tokens) == 4
     assert len(set(tokens)) == 4
@@ -100,5 +100,5 @@ async def test_a_second_claim_of_a_released_job_counts_a_new_attempt_with_a_new_
 
 async def test_claim_of_zero_jobs_claims_nothing(broker: Broker) -> None:
     [job_id] = await enqueue(broker, spec())
-    assert await broker.claim(["default"], n=0, lease=LEASE, worker_id="w1") == []
+    assert await broker.claim(ClaimOptions(["default"], n=0, lease=LEASE, worker_id="w1")) == []
     assert (await get_one(broker, job_id)).state == JobState.AVAILABLE

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from errands.brokers.contract import Broker, Claimed
+from errands.brokers.contract import Broker, Claimed, ClaimOptions
 from errands.job import JobId, JobState
 from errands.outcome import Completed
 from errands.testing import FakeClock
@@ -18,7 +18,9 @@ from .conftest import LEASE, enqueue, make_broker, spec
 
 async def drain(broker: Broker, worker_id: str, ran: list[JobId]) -> None:
     """Claim three at a time and complete each, until a claim comes back empty."""
-    while claimed := await broker.claim(["default"], n=3, lease=LEASE, worker_id=worker_id):
+    while claimed := await broker.claim(
+        ClaimOptions(["default"], n=3, lease=LEASE, worker_id=worker_id)
+    ):
         ran.extend(c.job.id for c in claimed)
         applied = await broker.finish([Completed(c.lease, result=b"") for c in claimed])
         assert applied == [True] * len(claimed)
@@ -31,7 +33,10 @@ def claimed_ids(batches: list[list[Claimed]]) -> list[JobId]:
 async def test_concurrent_claims_never_return_the_same_job(broker: Broker) -> None:
     job_ids = await enqueue(broker, *[spec() for _ in range(50)])
     batches = await asyncio.gather(
-        *[broker.claim(["default"], n=7, lease=LEASE, worker_id=f"w{i}") for i in range(10)]
+        *[
+            broker.claim(ClaimOptions(["default"], n=7, lease=LEASE, worker_id=f"w{i}"))
+            for i in range(10)
+        ]
     )
     got = claimed_ids(list(batches))
     assert len(got) == len(set(got))
@@ -58,7 +63,9 @@ async def test_two_brokers_on_one_database_never_claim_the_same_job(
         job_ids = await enqueue(broker, *[spec() for _ in range(40)])
         batches = await asyncio.gather(
             *[
-                (broker if i % 2 else other).claim(["default"], n=5, lease=LEASE, worker_id=f"w{i}")
+                (broker if i % 2 else other).claim(
+                    ClaimOptions(["default"], n=5, lease=LEASE, worker_id=f"w{i}")
+                )
                 for i in range(10)
             ]
         )

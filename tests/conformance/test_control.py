@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from errands.brokers.contract import Broker
+from errands.brokers.contract import Broker, ClaimOptions
 from errands.job import CancelReason, FailReason, JobState
 from errands.outcome import Cancelled, Completed, Failed, Retrying
 from errands.testing import FakeClock
@@ -27,7 +27,7 @@ async def test_cancel_ends_waiting_jobs_at_once(broker: Broker, clock: FakeClock
     }
     assert {job.finished_at for job in jobs} == {clock.now()}
     clock.advance(timedelta(hours=2))
-    assert await broker.claim(["default"], n=10, lease=LEASE, worker_id="w1") == []
+    assert await broker.claim(ClaimOptions(["default"], n=10, lease=LEASE, worker_id="w1")) == []
 
 
 async def test_cancel_stores_the_reason_given(broker: Broker) -> None:
@@ -83,7 +83,7 @@ async def test_requeue_runs_a_cancelled_job_again(broker: Broker) -> None:
 
 async def test_requeue_leaves_jobs_in_other_states_unchanged(broker: Broker) -> None:
     [completed, running, available] = await enqueue(broker, spec(), spec(), spec())
-    [done, _] = await broker.claim(["default"], n=2, lease=LEASE, worker_id="w1")
+    [done, _] = await broker.claim(ClaimOptions(["default"], n=2, lease=LEASE, worker_id="w1"))
     await broker.finish([Completed(done.lease, result=b"r")])
     jobs = await broker.requeue([completed, running, available])
     assert [job.state for job in jobs] == [JobState.COMPLETED, JobState.RUNNING, JobState.AVAILABLE]
@@ -123,7 +123,7 @@ async def test_purge_never_deletes_a_running_job(broker: Broker) -> None:
 async def test_claim_skips_a_paused_queue(broker: Broker) -> None:
     [_, sms] = await enqueue(broker, spec(queue="mail"), spec(queue="sms"))
     await broker.pause(["mail"])
-    claimed = await broker.claim(["mail", "sms"], n=10, lease=LEASE, worker_id="w1")
+    claimed = await broker.claim(ClaimOptions(["mail", "sms"], n=10, lease=LEASE, worker_id="w1"))
     assert [c.job.id for c in claimed] == [sms]
     assert (await broker.counts()).paused == frozenset({"mail"})
 
@@ -132,13 +132,13 @@ async def test_a_paused_queue_still_takes_enqueues(broker: Broker) -> None:
     await broker.pause(["mail"])
     [job_id] = await enqueue(broker, spec(queue="mail"))
     assert (await get_one(broker, job_id)).state == JobState.AVAILABLE
-    assert await broker.claim(["mail"], n=1, lease=LEASE, worker_id="w1") == []
+    assert await broker.claim(ClaimOptions(["mail"], n=1, lease=LEASE, worker_id="w1")) == []
 
 
 async def test_a_resumed_queue_is_claimed_again(broker: Broker) -> None:
     [job_id] = await enqueue(broker, spec(queue="mail"))
     await broker.pause(["mail"])
-    assert await broker.claim(["mail"], n=1, lease=LEASE, worker_id="w1") == []
+    assert await broker.claim(ClaimOptions(["mail"], n=1, lease=LEASE, worker_id="w1")) == []
     await broker.resume(["mail"])
     assert (await claim_one(broker, "mail")).job.id == job_id
     assert (await broker.counts()).paused == frozenset()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from errands.brokers.contract import Broker, Enqueued
+from errands.brokers.contract import Broker, ClaimOptions, Enqueued
 from errands.job import JobState
 from errands.testing import FakeClock
 
@@ -52,7 +52,7 @@ async def test_job_with_a_future_scheduled_at_is_stored_scheduled(
     [job_id] = await enqueue(broker, spec(scheduled_at=due))
     job = await get_one(broker, job_id)
     assert (job.state, job.scheduled_at) == (JobState.SCHEDULED, due)
-    assert await broker.claim(["default"], n=10, lease=LEASE, worker_id="w1") == []
+    assert await broker.claim(ClaimOptions(["default"], n=10, lease=LEASE, worker_id="w1")) == []
 
 
 async def test_job_with_a_past_scheduled_at_is_available_at_once(

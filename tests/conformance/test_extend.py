@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from errands.brokers.contract import Broker
+from errands.brokers.contract import Broker, ClaimOptions
 from errands.job import JobState, Progress
 from errands.lease import Lease
 from errands.outcome import Completed, Released
 from errands.testing import FakeClock
 
-from .conftest import LEASE, claim_one, enqueue, get_one, heartbeat, spec
+from .conftest import LEASE, claim_one, enqueue, get_one, heartbeat, rescue, spec
 
 
 async def test_extend_pushes_the_lease_expiry_to_now_plus_lease(
@@ -39,7 +39,7 @@ async def test_an_extended_lease_outlives_its_first_expiry(
             [claimed.lease], LEASE, heartbeat=heartbeat(clock), progress={}
         )
         assert [lease.job_id for lease in extended.leases] == [claimed.job.id]
-        assert (await broker.rescue(limit=100)).total == 0
+        assert (await rescue(broker, clock, limit=100)).total == 0
     assert (await get_one(broker, claimed.job.id)).state == JobState.RUNNING
     assert await broker.finish([Completed(claimed.lease, result=b"done")]) == [True]
 
@@ -48,7 +48,7 @@ async def test_extend_leaves_out_a_lease_whose_token_no_longer_holds(
     broker: Broker, clock: FakeClock
 ) -> None:
     await enqueue(broker, spec(), spec())
-    [lost, kept] = await broker.claim(["default"], n=2, lease=LEASE, worker_id="w1")
+    [lost, kept] = await broker.claim(ClaimOptions(["default"], n=2, lease=LEASE, worker_id="w1"))
     forged = Lease(kept.job.id, kept.lease.attempt, "not-the-token", kept.lease.expires_at)
     assert await broker.finish([Completed(lost.lease, result=b"")]) == [True]
     clock.advance(timedelta(seconds=10))
@@ -75,7 +75,9 @@ async def test_extend_reports_a_pending_cancel_and_still_extends_the_lease(
     broker: Broker, clock: FakeClock
 ) -> None:
     await enqueue(broker, spec(), spec())
-    [doomed, other] = await broker.claim(["default"], n=2, lease=LEASE, worker_id="w1")
+    [doomed, other] = await broker.claim(
+        ClaimOptions(["default"], n=2, lease=LEASE, worker_id="w1")
+    )
     await broker.cancel([doomed.job.id], reason="requested")
     clock.advance(timedelta(seconds=10))
     extended = await broker.extend(
@@ -89,7 +91,7 @@ async def test_extend_reports_a_pending_cancel_and_still_extends_the_lease(
 
 async def test_extend_stores_progress_on_the_job(broker: Broker, clock: FakeClock) -> None:
     await enqueue(broker, spec(), spec())
-    [busy, quiet] = await broker.claim(["default"], n=2, lease=LEASE, worker_id="w1")
+    [busy, quiet] = await broker.claim(ClaimOptions(["default"], n=2, lease=LEASE, worker_id="w1"))
     await broker.extend(
         [busy.lease, quiet.lease],
         LEASE,

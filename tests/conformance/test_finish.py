@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from errands.brokers.contract import Broker
+from errands.brokers.contract import Broker, ClaimOptions
 from errands.job import CancelReason, ErrorKind, FailReason, JobState
 from errands.lease import Lease
 from errands.outcome import Cancelled, Completed, Crashed, Failed, Released, Retrying, Snoozed
+from errands.policy import after_crash
 from errands.testing import FakeClock
 
 from .conftest import LEASE, claim_one, enqueue, error, get_one, spec
@@ -41,7 +42,7 @@ async def test_retrying_counts_a_failure_and_waits_out_its_delay(
     assert job.last_error is not None
     assert (job.last_error.kind, job.last_error.message) == (ErrorKind.EXCEPTION, "smtp down")
     clock.advance(timedelta(seconds=59))
-    assert await broker.claim(["default"], n=1, lease=LEASE, worker_id="w1") == []
+    assert await broker.claim(ClaimOptions(["default"], n=1, lease=LEASE, worker_id="w1")) == []
     clock.advance(timedelta(seconds=1))
     again = await claim_one(broker)
     assert (again.job.id, again.job.attempt, again.job.failures) == (job_id, 2, 1)
@@ -71,7 +72,7 @@ async def test_failed_dead_letters_the_job_with_its_reason_and_error(
     assert job.finished_at == clock.now()
     assert job.failures == 1
     assert [e.message for e in job.errors] == ["missing arg"]
-    assert await broker.claim(["default"], n=1, lease=LEASE, worker_id="w1") == []
+    assert await broker.claim(ClaimOptions(["default"], n=1, lease=LEASE, worker_id="w1")) == []
 
 
 async def test_failed_without_an_error_counts_no_failure(broker: Broker) -> None:
@@ -99,15 +100,26 @@ async def test_crashed_counts_a_crash_and_makes_the_job_retryable(
     assert job.last_error.kind == ErrorKind.SIGNAL
 
 
-async def test_crash_that_reaches_max_crashes_fails_the_job_as_crashed(broker: Broker) -> None:
+async def test_a_crash_past_max_crashes_is_still_stored_as_a_retry(broker: Broker) -> None:
+    # Brokers store the transition they are handed; the crash cap is the policy's decision.
+    [job_id] = await enqueue(broker, spec(max_crashes=1))
+    claimed = await claim_one(broker)
+    assert await broker.finish([Crashed(claimed.lease, error(1, ErrorKind.EXIT))]) == [True]
+    job = await get_one(broker, job_id)
+    assert (job.state, job.crashes) == (JobState.RETRYABLE, 1)
+
+
+async def test_the_policy_fails_a_job_whose_crash_reaches_max_crashes(broker: Broker) -> None:
     [job_id] = await enqueue(broker, spec(max_crashes=2))
     first = await claim_one(broker)
-    await broker.finish([Crashed(first.lease, error(1, ErrorKind.EXIT))])
+    await broker.finish([after_crash(first, error(1, ErrorKind.EXIT))])
     second = await claim_one(broker)
-    assert await broker.finish([Crashed(second.lease, error(2, ErrorKind.EXIT))]) == [True]
+    outcome = after_crash(second, error(2, ErrorKind.EXIT))
+    assert isinstance(outcome, Failed)
+    assert await broker.finish([outcome]) == [True]
     job = await get_one(broker, job_id)
-    assert (job.state, job.fail_reason, job.crashes) == (JobState.FAILED, FailReason.CRASHED, 2)
-    assert len(job.errors) == 2
+    assert (job.state, job.fail_reason) == (JobState.FAILED, FailReason.CRASHED)
+    assert (job.crashes, job.failures, len(job.errors)) == (2, 0, 2)
 
 
 async def test_cancelled_ends_the_job_with_its_reason(broker: Broker, clock: FakeClock) -> None:
@@ -139,7 +151,7 @@ async def test_snoozed_job_waits_its_delay_and_is_charged_nothing(
     assert (job.state, job.failures, job.crashes) == (JobState.SCHEDULED, 0, 0)
     assert job.scheduled_at == clock.now() + timedelta(minutes=5)
     clock.advance(timedelta(minutes=4))
-    assert await broker.claim(["default"], n=1, lease=LEASE, worker_id="w1") == []
+    assert await broker.claim(ClaimOptions(["default"], n=1, lease=LEASE, worker_id="w1")) == []
     clock.advance(timedelta(minutes=1))
     assert (await claim_one(broker)).job.attempt == 2
 
@@ -176,7 +188,9 @@ async def test_finish_of_an_unknown_job_returns_false(broker: Broker, clock: Fak
 
 async def test_finish_answers_each_outcome_of_a_batch_in_order(broker: Broker) -> None:
     await enqueue(broker, spec(), spec())
-    [done, released] = await broker.claim(["default"], n=2, lease=LEASE, worker_id="w1")
+    [done, released] = await broker.claim(
+        ClaimOptions(["default"], n=2, lease=LEASE, worker_id="w1")
+    )
     stale = Lease(done.job.id, 1, "stale", done.lease.expires_at)
     applied = await broker.finish(
         [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from errands.brokers.contract import Broker, JobQuery
+from errands.brokers.contract import Broker, ClaimOptions, JobQuery
 from errands.job import JobState
 from errands.outcome import Completed
 from errands.testing import FakeClock
@@ -92,7 +92,7 @@ async def test_paging_a_filtered_list_covers_only_matching_jobs(broker: Broker) 
 async def test_counts_reports_jobs_per_queue_and_state(broker: Broker, clock: FakeClock) -> None:
     later = clock.now() + timedelta(hours=1)
     await enqueue(broker, spec(), spec(), spec(), spec(scheduled_at=later), spec(queue="mail"))
-    [done, _] = await broker.claim(["default"], n=2, lease=LEASE, worker_id="w1")
+    [done, _] = await broker.claim(ClaimOptions(["default"], n=2, lease=LEASE, worker_id="w1"))
     await broker.finish([Completed(done.lease, result=b"")])
     counts = await broker.counts()
     default = counts.by_queue["default"]

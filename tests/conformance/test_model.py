@@ -25,9 +25,18 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from errands.brokers.contract import Broker
+from errands import policy
+from errands.brokers.contract import Broker, ClaimOptions
 from errands.brokers.memory import MemoryBroker
-from errands.job import TERMINAL_STATES, WAITING_STATES, FailReason, Job, JobId, JobState
+from errands.job import (
+    TERMINAL_STATES,
+    WAITING_STATES,
+    FailReason,
+    Job,
+    JobId,
+    JobSpec,
+    JobState,
+)
 from errands.lease import Lease
 from errands.outcome import (
     Cancelled,
@@ -113,6 +122,7 @@ class BrokerAgainstModel(RuleBasedStateMachine):
         self.ids: list[JobId] = []
         self.held: dict[JobId, tuple[Lease, Lease]] = {}  # (sut's lease, model's lease)
         self.lost: list[tuple[Lease, Lease]] = []
+        self.sent: list[JobSpec] = []
 
     def run(self, step: Coroutine[Any, Any, T]) -> T:
         return self.runner.run(step)
@@ -137,10 +147,21 @@ class BrokerAgainstModel(RuleBasedStateMachine):
             specs.append(spec(scheduled_at=due, **options))
         sut, model = self.both("enqueue_many", specs)
         assert sut == model
+        stored = {item.job_id for item in model if not item.duplicate}
         self.ids.extend(item.job_id for item in model if not item.duplicate)
+        self.sent.extend(one for one in specs if one.id in stored)
+
+    @precondition(lambda self: self.sent)
+    @rule(data=st.data())
+    def resend(self, data: st.DataObject) -> None:
+        """A producer resends a batch whose reply it lost: nothing stored may change."""
+        again = data.draw(st.lists(st.sampled_from(self.sent), min_size=1, max_size=3))
+        sut, model = self.both("enqueue_many", again)
+        assert sut == model
+        assert all(item.duplicate for item in model)
 
     def claim_on_both(self, queues: tuple[str, ...], n: int) -> list[tuple[Lease, Lease]]:
-        sut, model = self.both("claim", list(queues), n, LEASE, worker_id="w1")
+        sut, model = self.both("claim", ClaimOptions(queues, n, LEASE, worker_id="w1"))
         assert [c.job.id for c in sut] == [c.job.id for c in model]
         return [(mine.lease, theirs.lease) for mine, theirs in zip(sut, model, strict=True)]
 
@@ -200,7 +221,9 @@ class BrokerAgainstModel(RuleBasedStateMachine):
 
     @rule()
     def rescue(self) -> None:
-        sut, model = self.both("rescue", limit=NO_LIMIT)
+        now = self.clock.now()
+        sut = self.run(policy.rescue(self.sut, limit=NO_LIMIT, lease=LEASE, now=now))
+        model = self.run(policy.rescue(self.model, limit=NO_LIMIT, lease=LEASE, now=now))
         for mine, theirs in [
             (sut.retried, model.retried),
             (sut.failed, model.failed),

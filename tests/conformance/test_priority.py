@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from errands.brokers.contract import Broker
+from errands.brokers.contract import Broker, ClaimOptions
 from errands.testing import FakeClock
 
 from .conftest import LEASE, enqueue, spec
@@ -14,7 +14,7 @@ async def claim_order(broker: Broker, n: int) -> list[str]:
     """The ids of `n` jobs claimed one at a time, in claim order."""
     order = []
     for _ in range(n):
-        claimed = await broker.claim(["default"], n=1, lease=LEASE, worker_id="w1")
+        claimed = await broker.claim(ClaimOptions(["default"], n=1, lease=LEASE, worker_id="w1"))
         assert len(claimed) == 1
         order.append(claimed[0].job.id)
     return order
@@ -35,7 +35,7 @@ async def test_negative_priority_runs_after_the_default(broker: Broker) -> None:
 async def test_one_claim_of_n_takes_the_n_highest_ranked_jobs(broker: Broker) -> None:
     job_ids = await enqueue(broker, *[spec(priority=p) for p in (1, 7, 3, 9, 5)])
     by_priority = dict(zip((1, 7, 3, 9, 5), job_ids, strict=True))
-    claimed = await broker.claim(["default"], n=2, lease=LEASE, worker_id="w1")
+    claimed = await broker.claim(ClaimOptions(["default"], n=2, lease=LEASE, worker_id="w1"))
     assert [c.job.id for c in claimed] == [by_priority[9], by_priority[7]]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from errands.brokers.contract import Broker
+from errands.brokers.contract import Broker, ClaimOptions
 from errands.job import FailReason, JobState
 from errands.outcome import Completed, Failed, Retrying
 from errands.testing import FakeClock
@@ -89,7 +89,9 @@ async def test_prune_never_deletes_waiting_or_running_jobs(
 ) -> None:
     later = clock.now() + timedelta(days=30)
     [running, retryable] = await enqueue(broker, spec(), spec())
-    [first, second] = await broker.claim(["default"], n=2, lease=LEASE, worker_id="w1")
+    [first, second] = await broker.claim(
+        ClaimOptions(["default"], n=2, lease=LEASE, worker_id="w1")
+    )
     assert [first.job.id, second.job.id] == [running, retryable]
     await broker.finish([Retrying(second.lease, error(), delay=timedelta(days=30))])
     [available, scheduled] = await enqueue(broker, spec(), spec(scheduled_at=later))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from errands.brokers.contract import Broker
+from errands.brokers.contract import Broker, ClaimOptions
 from errands.job import JobState
 from errands.outcome import Retrying
 from errands.testing import FakeClock
@@ -17,7 +17,7 @@ async def test_job_with_a_delay_is_not_claimed_before_it_is_due(
 ) -> None:
     [job_id] = await enqueue(broker, spec(scheduled_at=clock.now() + timedelta(minutes=5)))
     clock.advance(timedelta(minutes=4, seconds=59))
-    assert await broker.claim(["default"], n=1, lease=LEASE, worker_id="w1") == []
+    assert await broker.claim(ClaimOptions(["default"], n=1, lease=LEASE, worker_id="w1")) == []
     assert await states_of(broker, [job_id]) == [JobState.SCHEDULED]
 
 
@@ -105,5 +105,5 @@ async def test_promote_keeps_the_scheduled_at_that_orders_claims(
     )
     clock.advance(timedelta(minutes=3))
     await broker.promote(limit=100)
-    claimed = await broker.claim(["default"], n=2, lease=LEASE, worker_id="w1")
+    claimed = await broker.claim(ClaimOptions(["default"], n=2, lease=LEASE, worker_id="w1"))
     assert [c.job.id for c in claimed] == [sooner, later]

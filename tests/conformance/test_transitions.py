@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from errands.brokers.contract import Broker, Claimed, JobQuery
+from errands.brokers.contract import Broker, Claimed, ClaimOptions, JobQuery
 from errands.job import TRANSITIONS, FailReason, JobId, JobState
 from errands.outcome import (
     Cancelled,
@@ -23,7 +23,7 @@ from errands.outcome import (
 )
 from errands.testing import FakeClock
 
-from .conftest import LEASE, claim_one, enqueue, error, heartbeat, spec
+from .conftest import LEASE, claim_one, enqueue, error, heartbeat, rescue, spec
 
 Edge = tuple[JobState, JobState]
 ALLOWED: frozenset[Edge] = frozenset(
@@ -119,7 +119,7 @@ async def test_every_verb_moves_jobs_only_along_allowed_transitions(
     await claim("crash2")  # retryable and due: claim promotes it first
     await cancel("abandon")
     clock.advance(LEASE + timedelta(minutes=1))
-    report = await broker.rescue(limit=100)
+    report = await rescue(broker, clock, limit=100)
     await seen.after("rescue")
     assert sorted(report.retried) == [job["lapse"]]
     assert sorted(report.failed) == [job["crash2"]]
@@ -135,7 +135,7 @@ async def test_every_verb_moves_jobs_only_along_allowed_transitions(
     # Last round: the verbs that move nothing or delete.
     await broker.pause(["later"])
     await seen.after("pause")
-    assert await broker.claim(["later"], n=1, lease=LEASE, worker_id="w1") == []
+    assert await broker.claim(ClaimOptions(["later"], n=1, lease=LEASE, worker_id="w1")) == []
     await seen.after("claim")
     await broker.resume(["later"])
     await seen.after("resume")

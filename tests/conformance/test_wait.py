@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from errands.brokers.contract import Broker
+from errands.brokers.contract import Broker, ClaimOptions
 from errands.job import JobState
 from errands.outcome import Completed
 from errands.testing import FakeClock
@@ -39,7 +39,9 @@ async def test_wait_ready_returns_once_a_job_is_enqueued(broker: Broker) -> None
     assert not waiter.done()
     producer = asyncio.create_task(enqueue(broker, spec()))
     await asyncio.wait_for(asyncio.gather(waiter, producer), BOUND)
-    assert len(await broker.claim(["default"], n=10, lease=LEASE, worker_id="w1")) == 1
+    assert (
+        len(await broker.claim(ClaimOptions(["default"], n=10, lease=LEASE, worker_id="w1"))) == 1
+    )
 
 
 async def test_wait_ready_returns_at_once_when_a_job_is_already_claimable(broker: Broker) -> None:
@@ -49,12 +51,12 @@ async def test_wait_ready_returns_at_once_when_a_job_is_already_claimable(broker
 
 async def test_wait_ready_returns_at_its_timeout_when_no_job_comes(broker: Broker) -> None:
     await asyncio.wait_for(broker.wait_ready(["default"], SHORT), BOUND)
-    assert await broker.claim(["default"], n=1, lease=LEASE, worker_id="w1") == []
+    assert await broker.claim(ClaimOptions(["default"], n=1, lease=LEASE, worker_id="w1")) == []
 
 
 async def test_wait_done_returns_the_jobs_once_all_are_finished(broker: Broker) -> None:
     [first, second] = await enqueue(broker, spec(), spec())
-    [a, b] = await broker.claim(["default"], n=2, lease=LEASE, worker_id="w1")
+    [a, b] = await broker.claim(ClaimOptions(["default"], n=2, lease=LEASE, worker_id="w1"))
     waiter = asyncio.create_task(broker.wait_done([second, first], LONG))
     await let_waiters_block()
     await broker.finish([Completed(a.lease, result=b"a")])
@@ -128,7 +130,10 @@ async def test_wait_ready_wakes_for_a_job_enqueued_through_another_broker_object
         assert not waiter.done()
         enqueuing = asyncio.create_task(enqueue(producer, spec()))
         await asyncio.wait_for(asyncio.gather(waiter, enqueuing), BOUND)
-        assert len(await broker.claim(["default"], n=10, lease=LEASE, worker_id="w1")) == 1
+        assert (
+            len(await broker.claim(ClaimOptions(["default"], n=10, lease=LEASE, worker_id="w1")))
+            == 1
+        )
 
 
 async def test_wait_done_wakes_for_a_job_finished_through_another_broker_object(

@@ -47,25 +47,26 @@ class Claimed:
 
 
 @dataclass(frozen=True, slots=True)
+class ClaimOptions:
+    """What one claim asks for; later limits (rate, concurrency) join here, not in every
+    broker's signature."""
+
+    queues: Sequence[str]
+    n: int
+    lease: timedelta
+    worker_id: str
+
+    def __post_init__(self) -> None:
+        # A tuple, so the value stays frozen whatever sequence the caller passed.
+        object.__setattr__(self, "queues", tuple(self.queues))
+
+
+@dataclass(frozen=True, slots=True)
 class Extended:
     """Leases whose token held (with their new expiry) and the ids with a cancel pending."""
 
     leases: list[Lease]
     cancel_requested: list[JobId]
-
-
-@dataclass(frozen=True, slots=True)
-class RescueReport:
-    """What one rescue pass did with expired leases."""
-
-    retried: list[JobId] = field(default_factory=list)
-    failed: list[JobId] = field(default_factory=list)
-    cancelled: list[JobId] = field(default_factory=list)
-
-    @property
-    def total(self) -> int:
-        """Jobs moved in this pass."""
-        return len(self.retried) + len(self.failed) + len(self.cancelled)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,20 +134,23 @@ class Broker(Protocol):
     async def enqueue_many(self, specs: Sequence[JobSpec]) -> list[Enqueued]:
         """Store every spec in one atomic write, in order.
 
-        A spec whose idempotency key matches a live job, or a finished one whose result has not
-        expired, stores nothing and returns that job's id with `duplicate=True`. A spec with a
-        future `scheduled_at` is `scheduled`, otherwise `available`.
+        Idempotency keys are scoped to the task and unique atomically (a unique index or its
+        equivalent, never check-then-insert): a spec whose (task, key) matches a live job, or a
+        finished one whose result has not expired, stores nothing and returns that job's id with
+        `duplicate=True`. A spec whose id is already stored (a producer resending a batch whose
+        reply it lost) stores nothing and returns its own id with `duplicate=True`, whatever
+        the stored job's state: a resend never resets a job. A spec with a future
+        `scheduled_at` is `scheduled`, otherwise `available`.
         """
         ...
 
-    async def claim(
-        self, queues: Sequence[str], n: int, lease: timedelta, *, worker_id: str
-    ) -> list[Claimed]:
-        """Move up to `n` claimable jobs of `queues` to `running` in one atomic write.
+    async def claim(self, options: ClaimOptions) -> list[Claimed]:
+        """Move up to `options.n` claimable jobs of `options.queues` to `running` in one atomic
+        write, held by `options.worker_id`.
 
         Due `scheduled` and `retryable` jobs are promoted first. Order: priority (high first),
         then scheduled_at, then id. Paused queues are skipped. Each job gets attempt + 1, a
-        fresh token and expires_at = now + lease.
+        fresh token, no pending cancel, and expires_at = now + lease.
         """
         ...
 
@@ -165,9 +169,13 @@ class Broker(Protocol):
     async def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
         """Apply each outcome whose token holds, in one write; False: lease lost, nothing changed.
 
+        Each outcome is an explicit transition, decided by policy.py; the broker only stores it.
         Completed stores the result until now + result_ttl; Retrying counts a failure and waits
-        `delay` as `retryable`; Crashed counts a crash (failed/crashed at max_crashes);
-        Failed dead-letters; Cancelled ends; Released is available again; Snoozed is scheduled.
+        `delay` as `retryable`; Crashed counts a crash and is `retryable` after `delay` (no
+        delay: due at once, keeping its scheduled_at so it is not queued behind later
+        arrivals); Failed dead-letters, counting a crash when its reason is `crashed`, else a
+        failure when it carries an error; Cancelled ends; Released is available again; Snoozed
+        is scheduled.
         """
         ...
 
@@ -182,10 +190,21 @@ class Broker(Protocol):
         """
         ...
 
-    async def rescue(self, *, limit: int) -> RescueReport:
-        """Expired leases: `cancelled` if a cancel was pending, else crashes + 1 and `retryable`
-        (due at once, keeping its scheduled_at so it is not queued behind later arrivals), or
-        `failed` with reason `crashed` once crashes reach max_crashes."""
+    async def reclaim(
+        self,
+        *,
+        limit: int,
+        lease: timedelta,
+        workers_gone: Sequence[str] = (),
+    ) -> list[Claimed]:
+        """Take over up to `limit` running jobs whose lease expired, or whose worker is in
+        `workers_gone`, in one atomic write: each gets a fresh token and expires_at = now +
+        lease; attempt, worker_id and a pending cancel are kept.
+
+        The old holder's token no longer holds, so its late writes are refused; the caller
+        (policy.rescue) settles each job with finish(). A caller that dies first leaves the
+        jobs to expire again and be reclaimed by another.
+        """
         ...
 
     async def promote(self, *, limit: int) -> int:

@@ -15,12 +15,12 @@ from datetime import datetime, timedelta
 from errands.brokers.contract import (
     Capabilities,
     Claimed,
+    ClaimOptions,
     Counts,
     Enqueued,
     Extended,
     JobQuery,
     Page,
-    RescueReport,
     WorkerInfo,
 )
 from errands.brokers.memory_table import JobTable, matches, new_job
@@ -28,9 +28,7 @@ from errands.clock import Clock, SystemClock
 from errands.job import (
     TERMINAL_STATES,
     TRANSITIONS,
-    AttemptError,
     CancelReason,
-    ErrorKind,
     FailReason,
     Job,
     JobId,
@@ -63,7 +61,7 @@ class MemoryBroker:
         self._table = JobTable()
         self._jobs = self._table.jobs
         self._tokens: dict[JobId, str] = {}
-        self._keys: dict[str, JobId] = {}
+        self._keys: dict[tuple[str, str], JobId] = {}  # (task, idempotency key) -> owner
         self._paused: set[str] = set()
         self._queues: set[str] = set()
         self._workers: dict[str, WorkerInfo] = {}
@@ -107,7 +105,7 @@ class MemoryBroker:
         self._table.store(moved)
         return moved
 
-    def _key_owner(self, key: str, now: datetime) -> JobId | None:
+    def _key_owner(self, key: tuple[str, str], now: datetime) -> JobId | None:
         owner = self._keys.get(key)
         if owner is None or owner not in self._jobs:
             return None
@@ -125,14 +123,18 @@ class MemoryBroker:
         now = self._clock.now()
         out: list[Enqueued] = []
         for spec in specs:
-            owner = self._key_owner(spec.idempotency_key, now) if spec.idempotency_key else None
+            if spec.id in self._jobs:  # a resend: never reset the stored job
+                out.append(Enqueued(spec.id, duplicate=True))
+                continue
+            key = (spec.task, spec.idempotency_key) if spec.idempotency_key else None
+            owner = self._key_owner(key, now) if key else None
             if owner is not None:
                 out.append(Enqueued(owner, duplicate=True))
                 continue
             self._table.store(new_job(spec, now))
             self._queues.add(spec.queue)
-            if spec.idempotency_key:
-                self._keys[spec.idempotency_key] = spec.id
+            if key:
+                self._keys[key] = spec.id
             out.append(Enqueued(spec.id))
         await self._notify()
         return out
@@ -148,18 +150,17 @@ class MemoryBroker:
             moved += 1
         return moved
 
-    async def claim(
-        self, queues: Sequence[str], n: int, lease: timedelta, *, worker_id: str
-    ) -> list[Claimed]:
-        """Lease up to `n` jobs; see Broker.claim."""
+    async def claim(self, options: ClaimOptions) -> list[Claimed]:
+        """Lease up to `options.n` jobs; see Broker.claim."""
         self.calls += 1
-        if n <= 0:
+        if options.n <= 0:
             return []
         self._promote_due(limit=1 << 30)
-        wanted = sorted(set(queues) - self._paused)
+        wanted = sorted(set(options.queues) - self._paused)
         now = self._clock.now()
+        lease, worker_id = options.lease, options.worker_id
         claimed: list[Claimed] = []
-        while len(claimed) < n:
+        while len(claimed) < options.n:
             heads = [(h, q) for q in wanted if (h := self._table.ready_head(q)) is not None]
             if not heads:
                 break
@@ -239,35 +240,28 @@ class MemoryBroker:
                     scheduled_at=now + delay,
                 )
             case Failed(reason=reason, error=error):
+                counter = "crashes" if reason is FailReason.CRASHED else "failures"
                 extra = (
                     {}
                     if error is None
-                    else {"failures": job.failures + 1, "errors": (*job.errors, error)}
+                    else {counter: getattr(job, counter) + 1, "errors": (*job.errors, error)}
                 )
                 self._move(job, JobState.FAILED, fail_reason=reason, **extra)
             case Crashed(error=error, delay=delay):
-                self._crash(job, error, now + delay if delay else None)
+                self._move(
+                    job,
+                    JobState.RETRYABLE,
+                    crashes=job.crashes + 1,
+                    errors=(*job.errors, error),
+                    # No delay: keep the job's place in line (due at once).
+                    scheduled_at=now + delay if delay else job.scheduled_at,
+                )
             case Cancelled(reason=reason):
                 self._move(job, JobState.CANCELLED, cancel_reason=reason)
             case Released():
                 self._move(job, JobState.AVAILABLE)
             case Snoozed(delay=delay):
                 self._move(job, JobState.SCHEDULED, scheduled_at=now + delay)
-
-    def _crash(self, job: Job, error: AttemptError, retry_at: datetime | None) -> Job:
-        """Count a crash; with no `retry_at` the job keeps its place in line (due at once)."""
-        crashes, errors = job.crashes + 1, (*job.errors, error)
-        if crashes >= job.max_crashes:
-            return self._move(
-                job, JobState.FAILED, crashes=crashes, errors=errors, fail_reason=FailReason.CRASHED
-            )
-        return self._move(
-            job,
-            JobState.RETRYABLE,
-            crashes=crashes,
-            errors=errors,
-            scheduled_at=retry_at or job.scheduled_at,
-        )
 
     async def wait_ready(self, queues: Sequence[str], timeout: timedelta) -> None:
         """Wait for an enqueue or finish, or the timeout; see Broker.wait_ready."""
@@ -309,36 +303,35 @@ class MemoryBroker:
 
     # -- maintenance ---------------------------------------------------------------------------
 
-    async def rescue(self, *, limit: int) -> RescueReport:
-        """Recover expired leases; see Broker.rescue."""
+    async def reclaim(
+        self,
+        *,
+        limit: int,
+        lease: timedelta,
+        workers_gone: Sequence[str] = (),
+    ) -> list[Claimed]:
+        """Take over expired leases and those of gone workers; see Broker.reclaim."""
         self.calls += 1
         now = self._clock.now()
-        report = RescueReport()
-        for job in list(self._jobs.values()):
-            if report.total >= limit:
-                break
-            if (
-                job.state is not JobState.RUNNING
-                or job.lease_expires_at is None
-                or job.lease_expires_at > now
-            ):
-                continue
-            if job.cancel_requested:
-                self._move(job, JobState.CANCELLED, cancel_reason=CancelReason.REQUESTED)
-                report.cancelled.append(job.id)
-                continue
-            error = AttemptError(
-                attempt=job.attempt,
-                kind=ErrorKind.LEASE_EXPIRED,
-                type="LeaseExpired",
-                message=f"lease of worker {job.worker_id} expired at {job.lease_expires_at:%T}",
-                at=now,
-            )
-            moved = self._crash(job, error, None)
-            (report.failed if moved.state is JobState.FAILED else report.retried).append(job.id)
-        if report.total:
-            await self._notify()
-        return report
+        gone = set(workers_gone)
+        lapsed = sorted(
+            (
+                job
+                for job in self._jobs.values()
+                if job.state is JobState.RUNNING
+                and job.lease_expires_at is not None
+                and (job.lease_expires_at <= now or job.worker_id in gone)
+            ),
+            key=lambda job: (job.lease_expires_at, job.id),
+        )[:limit]
+        taken: list[Claimed] = []
+        for job in lapsed:
+            token = new_token()
+            moved = job.evolve(lease_expires_at=now + lease)
+            self._jobs[job.id] = moved
+            self._tokens[job.id] = token
+            taken.append(Claimed(moved, Lease(job.id, job.attempt, token, now + lease)))
+        return taken
 
     async def promote(self, *, limit: int) -> int:
         """Due scheduled and retryable jobs become available; see Broker.promote."""
@@ -374,8 +367,9 @@ class MemoryBroker:
     def _delete(self, job_id: JobId) -> None:
         job = self._jobs.pop(job_id)
         self._tokens.pop(job_id, None)
-        if job.idempotency_key and self._keys.get(job.idempotency_key) == job_id:
-            del self._keys[job.idempotency_key]
+        key = (job.task, job.idempotency_key or "")
+        if job.idempotency_key and self._keys.get(key) == job_id:
+            del self._keys[key]
 
     # -- inspecting ----------------------------------------------------------------------------
 
@@ -475,6 +469,11 @@ class MemoryBroker:
         """Claims take these queues again."""
         self._paused.difference_update(queues)
         await self._notify()
+
+    @property
+    def location(self) -> str:
+        """Where the jobs live, for logs: this process's memory."""
+        return "memory://"
 
 
 def _ended(job: Job) -> bool:

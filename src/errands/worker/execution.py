@@ -15,9 +15,10 @@ from typing import Any
 
 from errands import codec, envelope
 from errands.brokers.contract import Claimed
-from errands.errors import Retry, Timeout
+from errands.errors import Timeout
 from errands.job import AttemptError, ErrorKind, FailReason
-from errands.outcome import Completed, Failed, Outcome, Retrying
+from errands.outcome import Completed, Failed, Outcome
+from errands.policy import after_error
 from errands.task import Task
 
 #: Raw bytes of a malformed payload kept in the dead-letter error, base64-free but capped.
@@ -68,14 +69,7 @@ def classify(
 ) -> Outcome:
     """Turn an exception raised by an attempt (or a task's SystemExit) into Retrying or Failed,
     by the retry policy."""
-    attempt_error = error_of(claimed, error, kind)
-    failures = claimed.job.failures + 1
-    policy = task.defaults.retry
-    if failures >= claimed.job.max_attempts or not policy.retries(error):
-        return Failed(claimed.lease, FailReason.ERROR, attempt_error)
-    if isinstance(error, Retry) and error.in_ is not None:
-        return Retrying(claimed.lease, attempt_error, error.in_)
-    return Retrying(claimed.lease, attempt_error, policy.delay(failures))
+    return after_error(claimed, error, error_of(claimed, error, kind), task.defaults.retry)
 
 
 def error_of(claimed: Claimed, error: BaseException, kind: ErrorKind | None = None) -> AttemptError:

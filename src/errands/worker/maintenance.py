@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from errands.brokers.contract import Broker
 from errands.clock import Clock
+from errands.policy import rescue
 from errands.settings import Settings
 
 log = logging.getLogger("errands.worker")
@@ -30,7 +31,9 @@ class Maintenance:
 
     async def run_once(self) -> None:
         """One pass: rescue and promote always, prune when due."""
-        report = await self._broker.rescue(limit=BATCH)
+        report = await rescue(
+            self._broker, limit=BATCH, lease=self._settings.lease, now=self._clock.now()
+        )
         if report.total:
             self.rescued += report.total
             log.warning(

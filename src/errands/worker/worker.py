@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from errands.brokers.contract import Broker, Claimed, WorkerInfo
+from errands.brokers.contract import Broker, Claimed, ClaimOptions, WorkerInfo
 from errands.job import JobId
 from errands.outcome import Cancelled, Completed, Crashed, Failed, Outcome, Released, Retrying
+from errands.policy import after_crash
 from errands.task import PoolName
 from errands.worker.completer import Completer
 from errands.worker.execution import Invocation, classify, error_of, prepare
@@ -155,10 +156,13 @@ class Worker:
             ),
         ]
         log.info(
-            "worker %s started: queues=%s concurrency=%d",
+            "worker %s started: queues=%s concurrency=%d pools=%s database=%s",
             self.id,
             ",".join(self.queues),
             self.concurrency,
+            ",".join(self._pools),
+            # Brokers without a `location` (not part of the contract) are named by kind.
+            getattr(broker, "location", broker.capabilities.name),
         )
         try:
             await self._claim_loop(broker, until_idle)
@@ -211,7 +215,7 @@ class Worker:
         """Claim up to `n` jobs; a broker error (locked, full, gone) is logged and waited out,
         never the end of the worker: it keeps its running jobs and tries again."""
         try:
-            claimed = await broker.claim(self.queues, n, self.lease, worker_id=self.id)
+            claimed = await broker.claim(ClaimOptions(self.queues, n, self.lease, self.id))
         except Exception as error:
             self._claim_failures += 1
             pause = min(5.0, 0.1 * 2**self._claim_failures)
@@ -246,7 +250,7 @@ class Worker:
             outcome = Cancelled(claimed.lease) if why == "cancel" else Released(claimed.lease)
         except Exception as error:  # a bug of errands' own: count it as a crash, never hang
             log.exception("running job %s failed inside errands", job_id)
-            outcome = Crashed(claimed.lease, error_of(claimed, error))
+            outcome = after_crash(claimed, error_of(claimed, error))
         finally:
             self._running.pop(job_id, None)
             self._claims.pop(job_id, None)

@@ -7,6 +7,7 @@ in writes.py, leases.py, maintenance.py and reads.py, and Wakeup for notices bet
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,12 +17,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from errands.brokers.contract import (
     Capabilities,
     Claimed,
+    ClaimOptions,
     Counts,
     Enqueued,
     Extended,
     JobQuery,
     Page,
-    RescueReport,
     WorkerInfo,
 )
 from errands.brokers.sqlite import leases, maintenance, reads, writes
@@ -44,8 +45,8 @@ from errands.outcome import (
 
 WORKER_TTL: Final = timedelta(seconds=60)
 DEFAULT_BUSY_TIMEOUT: Final = timedelta(seconds=30)
-#: Outcomes that may end a job (a Crashed one ends at max_crashes) and that may bring it back.
-_ENDING: Final = (Completed, Failed, Cancelled, Crashed)
+#: Outcomes that end a job and that bring it back (to wake result waiters and idle workers).
+_ENDING: Final = (Completed, Failed, Cancelled)
 _AGAIN: Final = (Released, Retrying, Snoozed, Crashed)
 
 
@@ -136,22 +137,12 @@ class SQLiteBroker:
 
     # -- working -------------------------------------------------------------------------------
 
-    async def claim(
-        self, queues: Sequence[str], n: int, lease: timedelta, *, worker_id: str
-    ) -> list[Claimed]:
-        """Lease up to `n` jobs in one transaction; see Broker.claim."""
-        if n <= 0:
+    async def claim(self, options: ClaimOptions) -> list[Claimed]:
+        """Lease up to `options.n` jobs in one transaction; see Broker.claim."""
+        if options.n <= 0:
             return []
-        rows = await self._db.write(
-            leases.claim,
-            queues,
-            n,
-            lease_ms=to_ms(lease),
-            worker_id=worker_id,
-            now_ms=self._now_ms(),
-        )
-        jobs = jobs_from_rows(rows)
-        return [Claimed(job, lease_from_row(row)) for job, row in zip(jobs, rows, strict=True)]
+        rows = await self._db.write(leases.claim, options, self._now_ms())
+        return _claimed(rows)
 
     async def extend(
         self,
@@ -222,15 +213,22 @@ class SQLiteBroker:
 
     # -- maintenance ---------------------------------------------------------------------------
 
-    async def rescue(self, *, limit: int) -> RescueReport:
-        """Recover expired leases in one transaction; see Broker.rescue."""
-        report = await self._db.write(maintenance.rescue, limit, self._now_ms())
-        if report.total:
-            self._wakeup.notify(
-                (DONE if report.failed or report.cancelled else b"")
-                + (READY if report.retried else b"")
-            )
-        return report
+    async def reclaim(
+        self,
+        *,
+        limit: int,
+        lease: timedelta,
+        workers_gone: Sequence[str] = (),
+    ) -> list[Claimed]:
+        """Take over expired leases and those of gone workers; see Broker.reclaim."""
+        rows = await self._db.write(
+            leases.reclaim,
+            limit,
+            workers_gone,
+            lease_ms=to_ms(lease),
+            now_ms=self._now_ms(),
+        )
+        return _claimed(rows)
 
     async def promote(self, *, limit: int) -> int:
         """Due scheduled and retryable jobs become available; see Broker.promote."""
@@ -296,6 +294,17 @@ class SQLiteBroker:
         """Claims take these queues again."""
         await self._db.write(writes.resume, queues)
         self._wakeup.notify(READY)
+
+    @property
+    def location(self) -> str:
+        """The database file's absolute path: a relative one depends on the working directory,
+        so logs and messages show this one."""
+        return str(self.path.resolve())
+
+
+def _claimed(rows: list[sqlite3.Row]) -> list[Claimed]:
+    jobs = jobs_from_rows(rows)
+    return [Claimed(job, lease_from_row(row)) for job, row in zip(jobs, rows, strict=True)]
 
 
 class URLOptions(TypedDict, total=False):

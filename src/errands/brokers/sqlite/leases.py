@@ -11,7 +11,7 @@ import sqlite3
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
-from errands.brokers.contract import WorkerInfo
+from errands.brokers.contract import ClaimOptions, WorkerInfo
 from errands.brokers.sqlite.rows import error_json, heartbeat_params, progress_json
 from errands.brokers.sqlite.sql import Q, as_json
 from errands.clock import to_ms
@@ -32,19 +32,14 @@ Params = dict[str, object]
 
 
 def claim(
-    connection: sqlite3.Connection,
-    queues: Sequence[str],
-    n: int,
-    *,
-    lease_ms: int,
-    worker_id: str,
-    now_ms: int,
+    connection: sqlite3.Connection, options: ClaimOptions, now_ms: int
 ) -> list[sqlite3.Row]:
-    """Promote every due job (of any queue, as the memory broker does), then lease up to `n`
-    claimable jobs of `queues`.
+    """Promote every due job (of any queue, as the memory broker does), then lease up to
+    `options.n` claimable jobs of `options.queues`.
 
     Returns the claimed rows in claim order (priority high first, then scheduled_at, id).
     """
+    queues, n = options.queues, options.n
     if n <= 0:
         return []
     connection.execute(Q["promote_due"], {"now": now_ms, "limit": -1})
@@ -53,7 +48,11 @@ def claim(
     open_queues = [queue for queue in dict.fromkeys(queues) if queue not in paused]
     if not open_queues:
         return []
-    params: Params = {"now": now_ms, "worker_id": worker_id, "expires_at": now_ms + lease_ms}
+    params: Params = {
+        "now": now_ms,
+        "worker_id": options.worker_id,
+        "expires_at": now_ms + to_ms(options.lease),
+    }
     if len(open_queues) == 1:
         rows = connection.execute(Q["claim_queue"], {**params, "queue": open_queues[0], "n": n})
     else:
@@ -82,6 +81,20 @@ def _running(connection: sqlite3.Connection, leases: Sequence[Lease]) -> dict[Jo
         return {}
     ids = as_json([lease.job_id for lease in leases])
     return {row["id"]: row for row in connection.execute(Q["leases_held"], {"ids": ids})}
+
+
+def reclaim(
+    connection: sqlite3.Connection,
+    limit: int,
+    gone: Sequence[str],
+    *,
+    lease_ms: int,
+    now_ms: int,
+) -> list[sqlite3.Row]:
+    """Take over expired leases and those of gone workers with fresh tokens; see
+    Broker.reclaim."""
+    params = {"now": now_ms, "expires_at": now_ms + lease_ms, "gone": as_json(list(gone))}
+    return connection.execute(Q["leases_reclaim"], {**params, "limit": limit}).fetchall()
 
 
 def _holds(running: Mapping[JobId, sqlite3.Row], lease: Lease) -> bool:

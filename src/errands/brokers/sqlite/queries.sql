@@ -16,22 +16,32 @@ SELECT version FROM migrations ORDER BY version;
 -- name: migration_record
 INSERT INTO migrations (version, name, applied_at) VALUES (:version, :name, :now);
 
+-- name: idempotency_release
+-- Keys are unique per task (index jobs_idempotency); a finished job whose result expired gives
+-- its key up, so the key can name a new job. :pairs is a JSON list of [task, key].
+UPDATE jobs SET idempotency_key = NULL
+WHERE (task, idempotency_key) IN (
+    SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(:pairs)
+)
+  AND state IN ('completed', 'failed', 'cancelled') AND result_expires_at <= :now;
+
 -- name: idempotency_owners
--- A key belongs to a live job, or to a finished one until its result expires.
-SELECT idempotency_key, id FROM jobs
-WHERE idempotency_key IN (SELECT value FROM json_each(:keys))
-  AND NOT (state IN ('completed', 'failed', 'cancelled') AND result_expires_at <= :now);
+SELECT task, idempotency_key, id FROM jobs
+WHERE (task, idempotency_key) IN (
+    SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(:pairs)
+);
 
 -- name: job_insert
--- DO NOTHING on a known id: the caller sees the row count fall short and sorts out which
--- specs were repeats (a producer resending a batch whose reply it lost). Positional
+-- DO NOTHING on a known id or a taken (task, idempotency key): the caller sees the row count
+-- fall short and sorts out which specs were repeats (a producer resending a batch whose reply
+-- it lost, or racing another for a key). Positional
 -- parameters, in the column order, from rows.insert_params: binding by name cost a quarter of
 -- a batch enqueue.
 INSERT INTO jobs (
     id, task, queue, state, payload, priority, max_attempts, max_crashes,
     enqueued_at, scheduled_at, result_ttl_ms, idempotency_key
 ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (id) DO NOTHING;
+ON CONFLICT DO NOTHING;
 
 -- name: queue_add
 INSERT INTO queues (name) VALUES (:name) ON CONFLICT (name) DO NOTHING;
@@ -113,10 +123,12 @@ UPDATE jobs SET
 WHERE id = :id AND state = 'running' AND lease_token = :token;
 
 -- name: finish_failed
--- A failure with no error (e.g. an unknown task) is dead-lettered without counting a failure.
+-- A failure with no error (e.g. an unknown task) is dead-lettered without counting a failure;
+-- the policy's crash cap (reason 'crashed') counts a crash instead.
 UPDATE jobs SET
     state = 'failed', fail_reason = :reason,
-    failures = failures + (:error IS NOT NULL),
+    failures = failures + (:error IS NOT NULL AND :reason <> 'crashed'),
+    crashes = crashes + (:error IS NOT NULL AND :reason = 'crashed'),
     errors = CASE WHEN :error IS NULL THEN errors
                   ELSE json_insert(errors, '$[#]', json(:error)) END,
     finished_at = :now, result_expires_at = :now + result_ttl_ms,
@@ -124,18 +136,13 @@ UPDATE jobs SET
 WHERE id = :id AND state = 'running' AND lease_token = :token;
 
 -- name: finish_crashed
--- Also the rescuer's statement for an expired lease. SET expressions see the row as it was, so
--- `crashes + 1` is the new count in every CASE. A NULL :scheduled_at (no delay) keeps the
--- job's own, so a crashed job is due at once and keeps its place ahead of later arrivals.
+-- A NULL :scheduled_at (no delay) keeps the job's own, so a crashed job is due at once and
+-- keeps its place ahead of later arrivals. Whether a crash ends the job is the policy's call
+-- (it sends finish_failed with reason 'crashed' instead).
 UPDATE jobs SET
-    crashes = crashes + 1,
+    state = 'retryable', crashes = crashes + 1,
     errors = json_insert(errors, '$[#]', json(:error)),
-    state = CASE WHEN crashes + 1 >= max_crashes THEN 'failed' ELSE 'retryable' END,
-    fail_reason = CASE WHEN crashes + 1 >= max_crashes THEN 'crashed' ELSE fail_reason END,
-    scheduled_at = CASE WHEN crashes + 1 >= max_crashes THEN scheduled_at
-                        ELSE coalesce(:scheduled_at, scheduled_at) END,
-    finished_at = CASE WHEN crashes + 1 >= max_crashes THEN :now END,
-    result_expires_at = CASE WHEN crashes + 1 >= max_crashes THEN :now + result_ttl_ms END,
+    scheduled_at = coalesce(:scheduled_at, scheduled_at),
     lease_token = NULL, lease_expires_at = NULL
 WHERE id = :id AND state = 'running' AND lease_token = :token;
 
@@ -155,11 +162,22 @@ UPDATE jobs SET
     state = 'scheduled', scheduled_at = :scheduled_at, lease_token = NULL, lease_expires_at = NULL
 WHERE id = :id AND state = 'running' AND lease_token = :token;
 
--- name: leases_expired
-SELECT id, lease_token, attempt, worker_id, lease_expires_at, crashes, max_crashes,
-       cancel_requested
-FROM jobs WHERE state = 'running' AND lease_expires_at <= :now
-ORDER BY lease_expires_at LIMIT :limit;
+-- name: leases_reclaim
+-- The rescuer takes over expired leases (and those of workers known to be gone) with fresh
+-- tokens, so the old holder's late writes are refused while the policy settles each job.
+UPDATE jobs SET lease_token = lower(hex(randomblob(16))), lease_expires_at = :expires_at
+WHERE id IN (
+    SELECT id FROM jobs
+    WHERE state = 'running'
+      AND (lease_expires_at <= :now OR worker_id IN (SELECT value FROM json_each(:gone)))
+    ORDER BY lease_expires_at LIMIT :limit
+)
+RETURNING
+    id, task, queue, state, CAST(payload AS BLOB) AS payload, priority, attempt, failures,
+    crashes, max_attempts, max_crashes, enqueued_at, scheduled_at, started_at, finished_at,
+    lease_token, lease_expires_at, worker_id, CAST(result AS BLOB) AS result, result_ttl_ms,
+    result_expires_at, idempotency_key, fail_reason, cancel_reason, cancel_requested, progress,
+    errors;
 
 -- name: promote_due
 -- Every queue, oldest due first. Claims run it too (with :limit -1, no limit), so a due retry

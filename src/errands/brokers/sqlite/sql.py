@@ -15,6 +15,6 @@ MIGRATIONS: Final = load_migrations("errands.brokers.sqlite")
 _json = msgspec.json.Encoder()
 
 
-def as_json(values: Sequence[str]) -> str:
+def as_json(values: Sequence[str] | Sequence[Sequence[str]]) -> str:
     """A list parameter, read in SQL with json_each."""
     return _json.encode(list(values)).decode()

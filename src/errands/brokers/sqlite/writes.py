@@ -42,15 +42,20 @@ def _apply(connection: sqlite3.Connection, migration: Migration, now_ms: int) ->
     )
 
 
+Key = tuple[str, str]  # (task, idempotency key)
+
+
 def enqueue(
     connection: sqlite3.Connection, specs: Sequence[JobSpec], now_ms: int
 ) -> list[Enqueued]:
-    """Store `specs` in input order; a known idempotency key or id yields a duplicate."""
+    """Store `specs` in input order; a taken (task, idempotency key) or a known id yields a
+    duplicate. The unique index on (task, key) is what keeps a key to one job; reading the
+    owners first only tells each duplicate which job it names."""
     owners = _key_owners(connection, specs, now_ms)
     replies: list[Enqueued] = []
     rows: list[InsertRow] = []
     for spec in specs:
-        key = spec.idempotency_key
+        key = None if spec.idempotency_key is None else (spec.task, spec.idempotency_key)
         if key is not None and key in owners:
             replies.append(Enqueued(owners[key], duplicate=True))
             continue
@@ -66,12 +71,15 @@ def enqueue(
 
 def _key_owners(
     connection: sqlite3.Connection, specs: Sequence[JobSpec], now_ms: int
-) -> dict[str, JobId]:
-    keys = [spec.idempotency_key for spec in specs if spec.idempotency_key is not None]
-    if not keys:
+) -> dict[Key, JobId]:
+    """The jobs that hold the batch's keys now, after releasing keys whose results expired."""
+    pairs = [[s.task, s.idempotency_key] for s in specs if s.idempotency_key is not None]
+    if not pairs:
         return {}
-    cursor = connection.execute(Q["idempotency_owners"], {"keys": as_json(keys), "now": now_ms})
-    return {row["idempotency_key"]: row["id"] for row in cursor}
+    params = {"pairs": as_json(pairs), "now": now_ms}
+    connection.execute(Q["idempotency_release"], params)
+    cursor = connection.execute(Q["idempotency_owners"], {"pairs": params["pairs"]})
+    return {(row["task"], row["idempotency_key"]): row["id"] for row in cursor}
 
 
 def _insert_all(connection: sqlite3.Connection, rows: list[InsertRow]) -> bool:

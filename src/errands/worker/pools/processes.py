@@ -25,7 +25,8 @@ import psutil
 from errands.brokers.contract import Claimed
 from errands.errors import Timeout
 from errands.job import AttemptError, ErrorKind
-from errands.outcome import Crashed, Outcome
+from errands.outcome import Outcome
+from errands.policy import after_crash
 from errands.worker.execution import Invocation, classify
 from errands.worker.pools import child
 
@@ -133,7 +134,7 @@ class ProcessPool:
             return classify(late, claimed, invocation.task, ErrorKind.TIMEOUT)
         except (EOFError, OSError):
             await self._replace(one)
-            return Crashed(claimed.lease, _death(one, claimed))
+            return after_crash(claimed, _death(one, claimed))
         except BaseException:
             await self._kill(one)  # cancelled: the job must stop now, so its child goes
             raise
