@@ -18,28 +18,19 @@ from errands.brokers.contract import Broker, Claimed, ClaimOptions, WorkerInfo
 from errands.job import AttemptError, ErrorKind, Job, JobId, JobSpec, new_job_id
 from errands.policy import RescueReport
 from errands.testing import FakeClock
+from tests.conftest import require_service
+
+from .kit import KIT, lacks, open_broker
 
 LEASE = timedelta(seconds=30)
-BROKERS = ("memory", "sqlite")
 #: A payload no broker may decode: any bytes at all must round-trip.
 PAYLOAD = b'{"v":1,"args":[]}'
 
 
 def make_broker(kind: str, clock: FakeClock, directory: Path) -> Broker:
-    """A broker of `kind`, not yet opened; skips the test if its module is not importable."""
-    if kind == "memory":
-        try:
-            from errands.brokers.memory import MemoryBroker
-        except ImportError as error:
-            pytest.skip(f"the memory broker is not importable yet: {error}")
-        return MemoryBroker(clock=clock)
-    if kind == "sqlite":
-        try:
-            from errands.brokers.sqlite.broker import SQLiteBroker
-        except ImportError as error:
-            pytest.skip(f"the SQLite broker is not importable yet: {error}")
-        return SQLiteBroker(directory / "errands.db", clock=clock)
-    raise ValueError(f"no conformance broker named {kind!r} (known: {', '.join(BROKERS)})")
+    """A broker of kit entry `kind` on the storage for `directory`, not yet opened; a second
+    call with the same directory opens the same storage (for cross-process brokers)."""
+    return open_broker(kind, clock, directory)
 
 
 @pytest.fixture
@@ -48,17 +39,33 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture(params=BROKERS)
+@pytest.fixture(params=sorted(KIT))
 def broker_kind(request: pytest.FixtureRequest) -> str:
-    """Which broker this run of a test is about."""
+    """Which broker this run of a test is about; skips (fails under ERRANDS_REQUIRE_SERVICES=1)
+    when its server is not reachable."""
     kind: str = request.param
+    why = KIT[kind].unavailable()
+    if why is not None:
+        require_service(kind, False, why)
     return kind
 
 
 @pytest.fixture
-async def broker(broker_kind: str, clock: FakeClock, tmp_path: Path) -> AsyncIterator[Broker]:
+def broker_url(broker_kind: str, tmp_path: Path) -> str:
+    """The URL of the storage the `broker` fixture opens, for other threads and processes."""
+    return KIT[broker_kind].url(tmp_path)
+
+
+@pytest.fixture
+async def broker(
+    broker_kind: str, clock: FakeClock, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Broker]:
     """An opened broker with empty storage of its own, closed after the test."""
     opened = make_broker(broker_kind, clock, tmp_path)
+    for marker in request.node.iter_markers("needs"):
+        why = lacks(opened.capabilities, marker.args[0])
+        if why is not None:
+            pytest.skip(why)
     await opened.open()
     try:
         yield opened

@@ -52,11 +52,10 @@ async def test_concurrent_claimers_run_every_job_exactly_once(broker: Broker) ->
     assert {(job.state, job.attempt) for job in jobs} == {(JobState.COMPLETED, 1)}
 
 
+@pytest.mark.needs("cross_process")
 async def test_two_brokers_on_one_database_never_claim_the_same_job(
     broker: Broker, broker_kind: str, clock: FakeClock, tmp_path: Path
 ) -> None:
-    if not broker.capabilities.cross_process:
-        pytest.skip(f"{broker_kind} is not shared between processes (cross_process=False)")
     other = make_broker(broker_kind, clock, tmp_path)  # the same storage as `broker`
     await other.open()
     try:
@@ -77,11 +76,10 @@ async def test_two_brokers_on_one_database_never_claim_the_same_job(
         await other.close()
 
 
+@pytest.mark.needs("cross_process")
 async def test_two_brokers_on_one_database_each_finish_only_their_own_leases(
     broker: Broker, broker_kind: str, clock: FakeClock, tmp_path: Path
 ) -> None:
-    if not broker.capabilities.cross_process:
-        pytest.skip(f"{broker_kind} is not shared between processes (cross_process=False)")
     other = make_broker(broker_kind, clock, tmp_path)
     await other.open()
     try:

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from errands.brokers.contract import Broker, ClaimOptions, Enqueued
 from errands.job import JobState
+from errands.outcome import Completed
 from errands.testing import FakeClock
 
 from .conftest import LEASE, claim_one, enqueue, get_one, spec
@@ -86,3 +87,36 @@ async def test_enqueued_jobs_are_counted_by_queue_and_state(
     assert counts.by_queue["default"][JobState.SCHEDULED] == 1
     assert counts.by_queue["mail"][JobState.AVAILABLE] == 1
     assert counts.total(JobState.AVAILABLE) == 3
+
+
+async def test_resending_the_id_of_a_running_job_changes_nothing(broker: Broker) -> None:
+    original = spec(idempotency_key=None)
+    await enqueue(broker, original)
+    claimed = await claim_one(broker)
+    assert await broker.enqueue_many([original]) == [Enqueued(original.id, duplicate=True)]
+    job = await get_one(broker, original.id)
+    assert (job.state, job.attempt) == (JobState.RUNNING, 1)
+    assert await broker.finish([Completed(claimed.lease, result=b"r")]) == [True]
+
+
+async def test_resending_a_batch_stores_only_the_specs_it_did_not_store_before(
+    broker: Broker,
+) -> None:
+    first, second = spec(), spec()
+    await enqueue(broker, first)
+    assert await broker.enqueue_many([first, second]) == [
+        Enqueued(first.id, duplicate=True),
+        Enqueued(second.id, duplicate=False),
+    ]
+    assert [job.id for job in await broker.get([first.id, second.id])] == [first.id, second.id]
+
+
+async def test_resending_the_id_of_a_finished_job_does_not_run_it_again(broker: Broker) -> None:
+    original = spec()
+    await enqueue(broker, original)
+    claimed = await claim_one(broker)
+    await broker.finish([Completed(claimed.lease, result=b"r")])
+    assert await broker.enqueue_many([original]) == [Enqueued(original.id, duplicate=True)]
+    job = await get_one(broker, original.id)
+    assert (job.state, job.result) == (JobState.COMPLETED, b"r")
+    assert await broker.claim(ClaimOptions(["default"], n=1, lease=LEASE, worker_id="w")) == []

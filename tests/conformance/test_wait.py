@@ -111,8 +111,6 @@ async def second_broker(
     broker: Broker, kind: str, clock: FakeClock, tmp_path: Path
 ) -> AsyncIterator[Broker]:
     """Another broker object on the storage of `broker`, as another process would open it."""
-    if not broker.capabilities.cross_process:
-        pytest.skip(f"{kind} is not shared between processes (cross_process=False)")
     other = make_broker(kind, clock, tmp_path)
     await other.open()
     try:
@@ -121,6 +119,7 @@ async def second_broker(
         await other.close()
 
 
+@pytest.mark.needs("cross_process")
 async def test_wait_ready_wakes_for_a_job_enqueued_through_another_broker_object(
     broker: Broker, broker_kind: str, clock: FakeClock, tmp_path: Path
 ) -> None:
@@ -136,6 +135,7 @@ async def test_wait_ready_wakes_for_a_job_enqueued_through_another_broker_object
         )
 
 
+@pytest.mark.needs("cross_process")
 async def test_wait_done_wakes_for_a_job_finished_through_another_broker_object(
     broker: Broker, broker_kind: str, clock: FakeClock, tmp_path: Path
 ) -> None:
