@@ -16,11 +16,13 @@ class Settings:
     """Worker and producer defaults; durations are timedeltas (`ERRANDS_LEASE=30` is seconds)."""
 
     broker_url: str = DEFAULT_BROKER_URL
-    #: A claimed job's lease; the worker extends it every `extend_every`, so a live job of any
-    #: length keeps it, and a dead worker's job is rescued within lease + rescue_every.
-    lease: timedelta = timedelta(seconds=30)
-    extend_every: timedelta = timedelta(seconds=10)
-    rescue_every: timedelta = timedelta(seconds=5)
+    #: A claimed job's lease; the worker extends all its leases in one call every
+    #: `extend_every` (which also delivers cancel requests), so a live job of any length keeps
+    #: it. A dead worker's job runs again within lease + rescue_every, or within rescue_every
+    #: when the rescuer is on the dead worker's host (it sees the worker's lock drop).
+    lease: timedelta = timedelta(seconds=4)
+    extend_every: timedelta = timedelta(milliseconds=500)
+    rescue_every: timedelta = timedelta(seconds=1)
     prune_every: timedelta = timedelta(minutes=1)
     #: Terminal jobs are deleted this long after they finish (results expire sooner).
     retention: timedelta = timedelta(days=7)

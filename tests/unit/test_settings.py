@@ -13,9 +13,10 @@ def test_the_documented_defaults() -> None:
     settings = Settings()
 
     assert settings.broker_url == DEFAULT_BROKER_URL == "sqlite:///errands.db"
-    assert (settings.lease, settings.extend_every) == (
-        timedelta(seconds=30),
-        timedelta(seconds=10),
+    assert (settings.lease, settings.extend_every, settings.rescue_every) == (
+        timedelta(seconds=4),
+        timedelta(milliseconds=500),
+        timedelta(seconds=1),
     )
     assert (settings.max_attempts, settings.max_crashes) == (3, 3)
     assert settings.result_ttl == timedelta(days=1)

@@ -24,6 +24,7 @@ from errands.task import PoolName
 from errands.worker.completer import Completer
 from errands.worker.execution import Invocation, classify, error_of, prepare
 from errands.worker.leases import LeaseKeeper
+from errands.worker.liveness import LivenessLock
 from errands.worker.maintenance import Maintenance, jitter
 from errands.worker.pools.base import Pool
 from errands.worker.pools.coroutines import CoroutinePool
@@ -79,6 +80,7 @@ class Worker:
         self._slot_free = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._claim_failures = 0
+        self._liveness = LivenessLock(self.id)
 
     def _default_concurrency(self) -> int:
         pools = (
@@ -149,11 +151,16 @@ class Worker:
             on_flushed=self._flushed,
         )
         await self._start_pools()
+        # The lock before the first heartbeat: a rescuer probes only workers with one.
+        self._liveness.hold()
+        try:
+            await self._keeper.tick()
+        except Exception:  # the broker may be busy at start; the lease loop tries again
+            log.exception("first heartbeat failed")
+        maintenance = Maintenance(broker, self.app.clock, self.settings, worker_id=self.id)
         helpers = [
             loop.create_task(self._keep_leases()),
-            loop.create_task(
-                Maintenance(broker, self.app.clock, self.settings).run(self._stopping)
-            ),
+            loop.create_task(maintenance.run(self._stopping)),
         ]
         log.info(
             "worker %s started: queues=%s concurrency=%d pools=%s database=%s",
@@ -284,11 +291,11 @@ class Worker:
 
     async def _keep_leases(self) -> None:
         while True:
+            await asyncio.sleep(jitter(self.settings.extend_every))
             try:
                 await self._keeper.tick()
-            except Exception:  # a failed tick is retried next tick; leases span three ticks
+            except Exception:  # a failed tick is retried next tick; a lease spans many ticks
                 log.exception("extending leases failed")
-            await asyncio.sleep(jitter(self.settings.extend_every))
 
     def _heartbeat(self) -> WorkerInfo:
         return WorkerInfo(
@@ -349,6 +356,7 @@ class Worker:
         await asyncio.gather(*helpers, return_exceptions=True)
         for pool in self._pools.values():
             await pool.stop()
+        self._liveness.release()
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
