@@ -12,12 +12,12 @@ import contextlib
 import inspect
 import os
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
 
-from errands.brokers import from_url
+from errands.brokers import check_url, from_url
 from errands.brokers.contract import Broker
 from errands.clock import Clock, SystemClock
 from errands.errors import TaskNotRegistered
@@ -27,6 +27,7 @@ from errands.portal import Portal
 from errands.retry import RetryPolicy
 from errands.settings import Settings
 from errands.task import Call, PoolName, Task, TaskOptions, default_pool
+from errands.worker.middleware import JobLog, Middleware
 
 if TYPE_CHECKING:
     from errands.worker.worker import Worker
@@ -56,10 +57,13 @@ class App:
         broker: Broker | None = None,
         clock: Clock | None = None,
         settings: Settings | None = None,
+        middleware: Sequence[Middleware] | None = None,
     ) -> None:
         base = settings or Settings.from_env()
         if broker_url is not None:
             base = Settings(**{**_asdict(base), "broker_url": broker_url})
+        if broker is None:
+            check_url(base.broker_url)  # a mistyped URL fails here, not at the first enqueue
         self.settings = base
         self.clock: Clock = clock or SystemClock()
         self.registry: dict[str, Task[..., Any]] = {}
@@ -69,6 +73,11 @@ class App:
         self._opened_pid = os.getpid()
         #: Where the App can be imported from, for process-pool children ("module:attr").
         self.import_ref: str | None = None
+        #: Hooks every worker of this App runs around jobs (worker/middleware.py); by default
+        #: the per-job log line. Append your own, or pass `middleware=[...]` to replace it.
+        self.middleware: list[Middleware] = (
+            [JobLog(info=self.settings.log_jobs)] if middleware is None else list(middleware)
+        )
         self._module = _caller_module()
         atexit.register(self.close)
 
@@ -151,6 +160,29 @@ class App:
         except KeyError:
             raise TaskNotRegistered(name, self.registry) from None
 
+    def by_name(self, name: str) -> Task[..., Any]:
+        """The task called `name`, for producers that cannot import its function.
+
+        A registered task is returned as is (its defaults and argument check apply). Any other
+        name gives a task that only sends: the App's defaults (queue "default", the settings'
+        budgets and result TTL), no argument check, and calling it inline raises
+        TaskNotRegistered. Per-call options go through `.options(...)` as on any task.
+        """
+        if not isinstance(name, str):
+            raise TypeError(
+                f"a task name (str) is needed, got {name!r}; a task object has its own enqueue"
+            )
+        task = self.registry.get(name)
+        if task is not None:
+            return task
+        defaults = TaskOptions(
+            max_attempts=self.settings.max_attempts,
+            max_crashes=self.settings.max_crashes,
+            result_ttl=self.settings.result_ttl,
+        )
+        # Deliberately not registered: a worker of this App must not claim to run it.
+        return Task(self, _send_only(name, self.registry), name, defaults)
+
     @property
     def queues(self) -> list[str]:
         """Every queue a registered task uses, sorted (at least "default")."""
@@ -207,6 +239,14 @@ class App:
         """Blocking twin of `enqueue_many_async`."""
         return self.portal.call(self.enqueue_many_async, list(calls))
 
+    async def enqueue_async(self, name: str, /, *args: Any, **kwargs: Any) -> JobHandle[Any]:
+        """Store one job for the task called `name` (see `by_name`) and return its handle."""
+        return await self.by_name(name).enqueue_async(*args, **kwargs)
+
+    def enqueue(self, name: str, /, *args: Any, **kwargs: Any) -> JobHandle[Any]:
+        """Blocking twin of `enqueue_async`."""
+        return self.portal.call(self.enqueue_async, name, *args, **kwargs)
+
     def job(self, job_id: JobId) -> JobHandle[Any]:
         """A handle on an existing job by id (no round trip)."""
         return JobHandle(self, job_id)
@@ -256,14 +296,38 @@ class App:
         """ "module:attr" where this App can be imported, for process-pool children."""
         if self.import_ref:
             return self.import_ref
+        attr = self._attribute()
+        if attr is None:
+            raise RuntimeError(
+                f"cannot find this App in module {self._module!r}: define it at module level "
+                "or set app.import_ref = 'module:attr' for the process pool"
+            )
+        return f"{self._module}:{attr}"
+
+    def cli_target(self) -> str:
+        """ "module:attr" naming this App as the TARGET of `errands worker`, for hints in
+        messages (a script run as `python shop.py` is "shop:app"); "module:app" if not found."""
+        if self.import_ref:
+            return self.import_ref
+        attr = self._attribute()
+        return f"{_module_name(self._module)}:{attr}" if attr else "module:app"
+
+    def _attribute(self) -> str | None:
         module = sys.modules.get(self._module)
         for attr, value in vars(module).items() if module else ():
             if value is self:
-                return f"{self._module}:{attr}"
-        raise RuntimeError(
-            f"cannot find this App in module {self._module!r}: define it at module level "
-            "or set app.import_ref = 'module:attr' for the process pool"
-        )
+                return attr
+        return None
+
+
+def _send_only(name: str, registry: Mapping[str, Task[..., Any]]) -> Callable[..., Any]:
+    """The stand-in function of a task known by name only."""
+
+    def send_only(*args: Any, **kwargs: Any) -> Any:
+        """Enqueue this task; its function runs in a worker that registers it."""
+        raise TaskNotRegistered(name, registry)
+
+    return send_only
 
 
 def _default_name(func: Callable[..., Any]) -> str:

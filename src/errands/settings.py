@@ -35,6 +35,9 @@ class Settings:
     #: Longest idle wait between claims when no wake-up arrives (a safety net, not polling).
     idle_wait: timedelta = timedelta(seconds=1)
     grace: timedelta = timedelta(seconds=30)
+    #: One INFO line per completed job on the `errands.jobs` logger (retries and dead letters
+    #: are logged whatever this says); ERRANDS_LOG_JOBS=0 turns it off.
+    log_jobs: bool = True
     #: Process pool: the hard limit is the task's timeout plus this; then the child is killed.
     hard_timeout_margin: timedelta = timedelta(seconds=5)
 
@@ -53,6 +56,12 @@ class Settings:
 
 
 def _parse(name: str, raw: str, default: object) -> object:
+    if isinstance(default, bool):
+        if raw.strip().lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.strip().lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"ERRANDS_{name.upper()}={raw!r} is not a boolean (use 1 or 0)")
     try:
         if isinstance(default, timedelta):
             return timedelta(seconds=float(raw))

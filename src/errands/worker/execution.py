@@ -1,11 +1,13 @@
 """Execution: one claimed job in, one Outcome out, as small named steps.
 
-The one place where exceptions become Outcomes. Pools decide where the function runs; this
-module decides what its ending means.
+The one place where exceptions become Outcomes, for every pool: pools decide where the function
+runs (a thread, a child process, the loop) and call `attempt` / `attempt_async` there, or
+`timed_out` when they stop it; policy.py decides what the ending means for the job.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import traceback
 from collections.abc import Mapping
@@ -15,7 +17,7 @@ from typing import Any
 
 from errands import codec, envelope
 from errands.brokers.contract import Claimed
-from errands.errors import Timeout
+from errands.errors import MalformedMessage, Timeout
 from errands.job import AttemptError, ErrorKind, FailReason
 from errands.outcome import Completed, Failed, Outcome
 from errands.policy import after_error
@@ -43,6 +45,16 @@ def prepare(claimed: Claimed, registry: Mapping[str, Task[..., Any]]) -> Invocat
         timeout = timedelta(milliseconds=env.timeout_ms) if env.timeout_ms else None
     except Exception as error:  # MalformedMessage, or a tagged value that does not parse
         return _dead(claimed, FailReason.MALFORMED, ErrorKind.MALFORMED, error, raw=True)
+    job = claimed.job
+    if (env.id, env.task) != (job.id, job.task):
+        # A row another program wrote with columns that contradict its envelope: running it
+        # would answer the wrong job or run the wrong task.
+        mismatch = MalformedMessage(
+            "mismatch",
+            f"the row says id={job.id!r} task={job.task!r}, "
+            f"its envelope id={env.id!r} task={env.task!r}",
+        )
+        return _dead(claimed, FailReason.MALFORMED, ErrorKind.MALFORMED, mismatch, raw=True)
     task = registry.get(env.task)
     if task is None:
         known = ", ".join(sorted(registry)[:5]) or "none"
@@ -56,6 +68,35 @@ def prepare(claimed: Claimed, registry: Mapping[str, Task[..., Any]]) -> Invocat
     return Invocation(task, args, kwargs, timeout or task.defaults.timeout)
 
 
+def attempt(claimed: Claimed, invocation: Invocation) -> Outcome:
+    """Call the function here, in the calling thread (a pool thread, a process-pool child),
+    and turn how it ended into an Outcome. A coroutine function gets an event loop of its own."""
+    try:
+        value: Any = invocation.task.fn(*invocation.args, **invocation.kwargs)
+        if inspect.iscoroutine(value):
+            value = asyncio.run(value)
+    except (Exception, SystemExit) as error:  # sys.exit() in a task ends the job, not the worker
+        return raised(claimed, invocation, error)
+    return completed(claimed, value)
+
+
+async def attempt_async(claimed: Claimed, invocation: Invocation) -> Outcome:
+    """Await a coroutine function on the running loop, cancelled at its time limit."""
+    limit = invocation.timeout.total_seconds() if invocation.timeout else None
+    try:
+        async with asyncio.timeout(limit) as scope:
+            value: Any = invocation.task.fn(*invocation.args, **invocation.kwargs)
+            if inspect.iscoroutine(value):
+                value = await value
+    except (Exception, SystemExit) as error:
+        if scope.expired():
+            return timed_out(claimed, invocation, "time limit and was cancelled")
+        return raised(claimed, invocation, error)
+    if scope.expired():  # the task swallowed its cancellation: the limit still ended it
+        return timed_out(claimed, invocation, "time limit and was cancelled")
+    return completed(claimed, value)
+
+
 def completed(claimed: Claimed, value: Any) -> Outcome:
     """The Outcome of a returned value; a value JSON cannot carry fails the job."""
     try:
@@ -64,12 +105,22 @@ def completed(claimed: Claimed, value: Any) -> Outcome:
         return Failed(claimed.lease, FailReason.ERROR, error_of(claimed, error))
 
 
-def classify(
-    error: BaseException, claimed: Claimed, task: Task[..., Any], kind: ErrorKind | None = None
-) -> Outcome:
-    """Turn an exception raised by an attempt (or a task's SystemExit) into Retrying or Failed,
-    by the retry policy."""
-    return after_error(claimed, error, error_of(claimed, error, kind), task.defaults.retry)
+def raised(claimed: Claimed, invocation: Invocation, error: BaseException) -> Outcome:
+    """The Outcome of an exception the attempt raised (or a task's SystemExit): retried or
+    dead-lettered by the policy. The one place an exception becomes an Outcome."""
+    recorded = error_of(claimed, error)
+    return after_error(claimed, error, recorded, invocation.task.defaults.retry)
+
+
+def timed_out(claimed: Claimed, invocation: Invocation, how: str) -> Outcome:
+    """The Outcome of an attempt its pool stopped (or gave up on) at the time limit: failed
+    with kind `timeout`, whatever the task did after, and retried like any failure. `how`
+    ends the message: "... ran past its 2s <how>"."""
+    limit = invocation.timeout.total_seconds() if invocation.timeout else 0.0
+    late = Timeout(f"{invocation.task.name} ran past its {limit:g}s {how}")
+    return after_error(
+        claimed, late, error_of(claimed, late, ErrorKind.TIMEOUT), invocation.task.defaults.retry
+    )
 
 
 def error_of(claimed: Claimed, error: BaseException, kind: ErrorKind | None = None) -> AttemptError:

@@ -12,20 +12,22 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from errands.brokers.contract import Broker, Claimed, ClaimOptions, WorkerInfo
 from errands.job import JobId
-from errands.outcome import Cancelled, Completed, Crashed, Failed, Outcome, Released, Retrying
+from errands.outcome import Cancelled, Outcome, Released
 from errands.policy import after_crash
 from errands.task import PoolName
 from errands.worker.completer import Completer
-from errands.worker.execution import Invocation, classify, error_of, prepare
+from errands.worker.execution import Invocation, error_of, prepare, raised
 from errands.worker.leases import LeaseKeeper
 from errands.worker.liveness import LivenessLock
 from errands.worker.maintenance import Maintenance, jitter
+from errands.worker.middleware import Hooks, Middleware
 from errands.worker.pools.base import Pool
 from errands.worker.pools.coroutines import CoroutinePool
 from errands.worker.pools.processes import ProcessPool
@@ -55,8 +57,10 @@ class Worker:
         max_memory: int | None = None,
         max_memory_hard: int | None = None,
         worker_id: str | None = None,
+        middleware: Sequence[Middleware] | None = None,
     ) -> None:
         self.app, self.settings = app, app.settings
+        self._hooks = Hooks(app.middleware if middleware is None else middleware)
         self.queues = tuple(queues or app.queues)
         self.forced_pool = pool
         if concurrency is None and pool == "process" and processes:
@@ -171,10 +175,12 @@ class Worker:
             # Brokers without a `location` (not part of the contract) are named by kind.
             getattr(broker, "location", broker.capabilities.name),
         )
+        self._hooks.worker_started(self)
         try:
             await self._claim_loop(broker, until_idle)
         finally:
             await self._shutdown(helpers)
+            self._hooks.worker_stopped(self)
         return self.ran
 
     async def _start_pools(self) -> None:
@@ -250,6 +256,8 @@ class Worker:
 
     async def _execute(self, claimed: Claimed) -> None:
         job_id = claimed.job.id
+        began = time.monotonic()
+        self._hooks.before(claimed)
         try:
             outcome = await self._outcome_of(claimed)
         except asyncio.CancelledError:
@@ -263,13 +271,13 @@ class Worker:
             self._claims.pop(job_id, None)
             self._slot_free.set()
         self.ran += 1
-        _log_outcome(claimed, outcome)
+        self._hooks.after(claimed, outcome, time.monotonic() - began)
         self._completer.add(outcome, now=not self._running)
 
     async def _outcome_of(self, claimed: Claimed) -> Outcome:
         prepared = prepare(claimed, self.app.registry)
         if not isinstance(prepared, Invocation):
-            return prepared  # dead-lettered; _log_outcome says why
+            return prepared  # dead-lettered; the JobLog middleware says why
         pool = self._pool_for(prepared)
         try:
             return await pool.run(claimed, prepared)
@@ -277,7 +285,7 @@ class Worker:
             raise
         except Exception as error:  # a pool's own failure still ends the attempt visibly
             log.exception("pool %s failed on job %s", pool.name, claimed.job.id)
-            return classify(error, claimed, prepared.task)
+            return raised(claimed, prepared, error)
 
     def _pool_for(self, invocation: Invocation) -> Pool:
         name: str = self.forced_pool or invocation.task.defaults.pool
@@ -364,31 +372,3 @@ def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
         return asyncio.get_running_loop() is loop
     except RuntimeError:
         return False
-
-
-def _log_outcome(claimed: Claimed, outcome: Outcome) -> None:
-    job = claimed.job
-    if isinstance(outcome, Completed):
-        log.debug("job %s %s attempt %d completed", job.id, job.task, claimed.lease.attempt)
-    elif isinstance(outcome, Retrying):
-        log.warning(
-            "job %s %s attempt %d failed (%s: %s); retrying in %.1fs",
-            job.id,
-            job.task,
-            claimed.lease.attempt,
-            outcome.error.type,
-            outcome.error.message,
-            outcome.delay.total_seconds(),
-        )
-    elif isinstance(outcome, Failed | Crashed):
-        error = outcome.error
-        log.error(
-            "job %s %s attempt %d %s: %s",
-            job.id,
-            job.task,
-            claimed.lease.attempt,
-            "dead-lettered" if isinstance(outcome, Failed) else "crashed",
-            f"{error.type}: {error.message}" if error else outcome,
-        )
-    else:
-        log.info("job %s %s: %s", job.id, job.task, type(outcome).__name__.lower())

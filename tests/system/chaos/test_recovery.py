@@ -7,6 +7,7 @@ so these figures are what a user gets. Each test prints its figures (run with -s
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from datetime import timedelta
@@ -17,7 +18,7 @@ import errands
 from errands import JobState
 from errands.settings import Settings
 from tests.system import sysapp
-from tests.system.chaos.conftest import ChaosWorkers, Started
+from tests.system.chaos.conftest import ChaosWorkers, Started, seed
 from tests.system.chaos.ledger import TimedLedger
 
 DEFAULT_LEASE = Settings().lease.total_seconds()
@@ -40,11 +41,15 @@ def rerun_delays(
     for one in pair:
         workers.wait_ready(one)
     delays = []
+    rng = random.Random(seed())
     for round_ in range(kills):
         key = f"r{round_:02d}"
         [handle] = app.enqueue_many([sysapp.chaos_sleeper.call(key, 60.0, rerun_seconds=0.0)])
         ledger.wait_until(f"{key} starts", lambda k=key: len(ledger.runs(k)) == 1, WITHIN)
         [victim] = [w for w in pair if w.tag == ledger.runs(key)[0].tag]
+        # The kill lands at a random moment of the survivor's rescue cycle, not in step with
+        # it: a timed experiment, so it sleeps rather than awaiting an event.
+        time.sleep(rng.uniform(0.0, 1.5))
         cut = workers.kill_worker(victim)
         ledger.wait_until(f"{key} runs again", lambda k=key: len(ledger.runs(k)) == 2, WITHIN)
         delays.append(ledger.runs(key)[1].start - cut.t)

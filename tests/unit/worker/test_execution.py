@@ -13,27 +13,33 @@ import pytest
 import errands
 from errands import codec, envelope
 from errands.brokers.contract import Claimed
-from errands.job import ErrorKind, FailReason, Job, JobState, new_job_id
+from errands.job import ErrorKind, FailReason, Job, JobState
 from errands.lease import Lease
 from errands.outcome import Completed, Failed, Retrying
 from errands.worker.execution import (
     RAW_KEEP,
     Invocation,
-    classify,
     completed,
     error_of,
     prepare,
+    raised,
 )
 
 EXPIRES = datetime(2030, 1, 1, tzinfo=UTC)
 
 
 def claimed_with(
-    payload: bytes, *, attempt: int = 1, failures: int = 0, max_attempts: int = 3
+    payload: bytes,
+    *,
+    attempt: int = 1,
+    failures: int = 0,
+    max_attempts: int = 3,
+    job_id: str = "job-1",
+    task: str = "t",
 ) -> Claimed:
     job = Job(
-        id="job-1",
-        task="t",
+        id=job_id,
+        task=task,
         queue="default",
         state=JobState.RUNNING,
         payload=payload,
@@ -41,11 +47,12 @@ def claimed_with(
         failures=failures,
         max_attempts=max_attempts,
     )
-    return Claimed(job, Lease("job-1", attempt, "token", EXPIRES))
+    return Claimed(job, Lease(job_id, attempt, "token", EXPIRES))
 
 
 def claimed_call(call: errands.Call, **job: Any) -> Claimed:
-    return claimed_with(call.spec().payload, **job)
+    spec = call.spec()
+    return claimed_with(spec.payload, job_id=spec.id, task=spec.task, **job)
 
 
 @pytest.fixture
@@ -74,7 +81,7 @@ def test_a_job_without_a_timeout_on_the_wire_uses_the_tasks(app: errands.App) ->
     def limited() -> None: ...
 
     payload = envelope.encode(envelope.Envelope(v=1, id="job-1", task="limited"))
-    prepared = prepare(claimed_with(payload), app.registry)
+    prepared = prepare(claimed_with(payload, task="limited"), app.registry)
 
     assert isinstance(prepared, Invocation)
     assert prepared.timeout == timedelta(seconds=3)
@@ -83,7 +90,7 @@ def test_a_job_without_a_timeout_on_the_wire_uses_the_tasks(app: errands.App) ->
 def test_an_unknown_task_fails_with_unknown_task_naming_it(app: errands.App) -> None:
     payload = envelope.encode(envelope.Envelope(v=1, id="job-1", task="ghost"))
 
-    outcome = prepare(claimed_with(payload), app.registry)
+    outcome = prepare(claimed_with(payload, task="ghost"), app.registry)
 
     assert isinstance(outcome, Failed)
     assert outcome.reason is FailReason.UNKNOWN_TASK
@@ -96,9 +103,9 @@ def test_arguments_that_do_not_bind_fail_with_bad_arguments(
 ) -> None:
     # The producer refuses such a call, so write the envelope as another language might.
     payload = envelope.encode(
-        envelope.Envelope(v=envelope.VERSION, id=new_job_id(), task=pay.name, args=[1, 2, 3])
+        envelope.Envelope(v=envelope.VERSION, id="job-1", task=pay.name, args=[1, 2, 3])
     )
-    outcome = prepare(claimed_with(payload), app.registry)
+    outcome = prepare(claimed_with(payload, task=pay.name), app.registry)
 
     assert isinstance(outcome, Failed)
     assert outcome.reason is FailReason.BAD_ARGUMENTS
@@ -196,7 +203,7 @@ def test_an_error_with_attempts_left_is_retried_after_the_policys_delay(
     task = retrying_task(app, retry=errands.RetryPolicy(base=timedelta(seconds=4), jitter=False))
     claimed = claimed_with(b"", attempt=2, failures=1, max_attempts=3)
 
-    outcome = classify(ValueError("bad"), claimed, task)
+    outcome = raised(claimed, Invocation(task, [], {}, None), ValueError("bad"))
 
     assert isinstance(outcome, Retrying)
     assert outcome.delay == timedelta(seconds=8)  # the second failure doubles the base
@@ -211,7 +218,7 @@ def test_the_last_allowed_attempt_fails_with_reason_error(app: errands.App) -> N
     task = retrying_task(app)
     claimed = claimed_with(b"", attempt=3, failures=2, max_attempts=3)
 
-    outcome = classify(ValueError("bad"), claimed, task)
+    outcome = raised(claimed, Invocation(task, [], {}, None), ValueError("bad"))
 
     assert isinstance(outcome, Failed)
     assert outcome.reason is FailReason.ERROR
@@ -222,13 +229,15 @@ def test_crashes_do_not_count_against_max_attempts(app: errands.App) -> None:
     # Third claim, but the first two ended in crashes: only one failure so far counts.
     claimed = claimed_with(b"", attempt=3, failures=0, max_attempts=2)
 
-    assert isinstance(classify(ValueError("bad"), claimed, task), Retrying)
+    assert isinstance(raised(claimed, Invocation(task, [], {}, None), ValueError("bad")), Retrying)
 
 
 def test_a_dont_retry_error_fails_at_once(app: errands.App) -> None:
     task = retrying_task(app, dont_retry=(KeyError,))
 
-    outcome = classify(KeyError("k"), claimed_with(b"", max_attempts=10), task)
+    outcome = raised(
+        claimed_with(b"", max_attempts=10), Invocation(task, [], {}, None), KeyError("k")
+    )
 
     assert isinstance(outcome, Failed)
 
@@ -236,7 +245,9 @@ def test_a_dont_retry_error_fails_at_once(app: errands.App) -> None:
 def test_retry_in_overrides_the_policys_delay(app: errands.App) -> None:
     task = retrying_task(app, retry=errands.RetryPolicy(base=timedelta(hours=1)))
 
-    outcome = classify(errands.Retry(in_=timedelta(seconds=3)), claimed_with(b""), task)
+    outcome = raised(
+        claimed_with(b""), Invocation(task, [], {}, None), errands.Retry(in_=timedelta(seconds=3))
+    )
 
     assert isinstance(outcome, Retrying)
     assert outcome.delay == timedelta(seconds=3)
@@ -245,7 +256,9 @@ def test_retry_in_overrides_the_policys_delay(app: errands.App) -> None:
 def test_retry_in_zero_asks_for_no_delay(app: errands.App) -> None:
     task = retrying_task(app, retry=errands.RetryPolicy(base=timedelta(hours=1)))
 
-    outcome = classify(errands.Retry(in_=timedelta(0)), claimed_with(b""), task)
+    outcome = raised(
+        claimed_with(b""), Invocation(task, [], {}, None), errands.Retry(in_=timedelta(0))
+    )
 
     assert isinstance(outcome, Retrying)
     assert outcome.delay == timedelta(0)
@@ -271,3 +284,20 @@ def test_an_error_keeps_its_traceback_as_text(app: errands.App) -> None:
 
     assert "in deep" in recorded.traceback
     assert "RuntimeError: down here" in recorded.traceback
+
+
+@pytest.mark.parametrize(
+    ("column", "value"), [("job_id", "another-job"), ("task", "tests.other_task")]
+)
+def test_a_row_whose_id_or_task_differs_from_its_envelope_is_malformed(
+    app: errands.App, pay: errands.Task[..., Any], column: str, value: str
+) -> None:
+    spec = pay.call(Decimal(1)).spec()
+    row = {"job_id": spec.id, "task": spec.task, column: value}
+
+    outcome = prepare(claimed_with(spec.payload, **row), app.registry)
+
+    assert isinstance(outcome, Failed)
+    assert outcome.reason is FailReason.MALFORMED
+    assert outcome.error is not None
+    assert value in outcome.error.message

@@ -6,24 +6,23 @@ parent holds every lease and does all broker I/O.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import importlib
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import psutil
 
 from errands.brokers.contract import Claimed
 from errands.errors import Timeout
-from errands.job import ErrorKind
 from errands.outcome import Outcome
-from errands.worker.execution import Invocation, classify, completed, prepare
+from errands.worker.execution import Invocation, attempt, prepare, timed_out
 
 if TYPE_CHECKING:
     from errands.app import App
@@ -52,36 +51,36 @@ def main(conn: Connection, app_ref: str, max_jobs: int | None) -> None:
 
 
 def run_one(claimed: Claimed, app: App) -> Outcome:
-    """Decode and run one job under its soft time limit."""
+    """Decode and run one job under its soft time limit. Once the limit has fired, the attempt
+    fails with `timeout` even if the task caught errands.Timeout and returned: as in the other
+    pools, a limit ends the attempt whatever the task does after."""
     prepared = prepare(claimed, app.registry)
     if not isinstance(prepared, Invocation):
         return prepared
     limit = prepared.timeout.total_seconds() if prepared.timeout else 0.0
-    try:
-        with _soft_limit(limit, prepared.task.name):
-            value: Any = prepared.task.fn(*prepared.args, **prepared.kwargs)
-            if asyncio.iscoroutine(value):
-                value = asyncio.run(value)
-    except Timeout as error:
-        return classify(error, claimed, prepared.task, ErrorKind.TIMEOUT)
-    except (Exception, SystemExit) as error:  # the task's own failure becomes an Outcome
-        return classify(error, claimed, prepared.task)
-    return completed(claimed, value)
+    with _soft_limit(limit, prepared.task.name) as fired:
+        outcome = attempt(claimed, prepared)
+    if fired:
+        return timed_out(claimed, prepared, "soft time limit")
+    return outcome
 
 
 @contextlib.contextmanager
-def _soft_limit(seconds: float, name: str) -> Any:
+def _soft_limit(seconds: float, name: str) -> Iterator[list[bool]]:
+    """Raise errands.Timeout in the task at `seconds`; the yielded list is true once it fired."""
+    fired: list[bool] = []
     if seconds <= 0:
-        yield
+        yield fired
         return
 
     def expire(signum: int, frame: FrameType | None) -> None:
+        fired.append(True)
         raise Timeout(f"{name} ran past its {seconds:g}s soft time limit")
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        yield
+        yield fired
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)

@@ -23,11 +23,10 @@ from typing import Any
 import psutil
 
 from errands.brokers.contract import Claimed
-from errands.errors import Timeout
 from errands.job import AttemptError, ErrorKind
 from errands.outcome import Outcome
 from errands.policy import after_crash
-from errands.worker.execution import Invocation, classify
+from errands.worker.execution import Invocation, timed_out
 from errands.worker.pools import child
 
 log = logging.getLogger("errands.worker")
@@ -130,8 +129,9 @@ class ProcessPool:
             outcome, one.rss = await asyncio.wait_for(_receive(one.conn), hard)
         except TimeoutError:
             await self._kill(one)
-            late = Timeout(f"{invocation.task.name} passed its hard time limit of {hard:g}s")
-            return classify(late, claimed, invocation.task, ErrorKind.TIMEOUT)
+            return timed_out(
+                claimed, invocation, f"time limit; killed at its {hard:g}s hard time limit"
+            )
         except (EOFError, OSError):
             await self._replace(one)
             return after_crash(claimed, _death(one, claimed))

@@ -18,10 +18,8 @@ from concurrent.futures import Future
 from typing import Any
 
 from errands.brokers.contract import Claimed
-from errands.errors import Timeout
-from errands.job import ErrorKind
 from errands.outcome import Outcome
-from errands.worker.execution import Invocation, classify, completed
+from errands.worker.execution import Invocation, attempt, timed_out
 
 log = logging.getLogger("errands.worker")
 
@@ -53,19 +51,14 @@ class ThreadPool:
         """Run the function in a thread; at its timeout, fail the attempt and count the thread."""
         await self.start()
         assert self._executor is not None
-        task = invocation.task
-        call = functools.partial(task.fn, *invocation.args, **invocation.kwargs)
-        future = asyncio.wrap_future(self._executor.submit(functools.partial(_capture, call)))
+        call = functools.partial(attempt, claimed, invocation)
+        future: asyncio.Future[Outcome] = asyncio.wrap_future(self._executor.submit(call))
         limit = invocation.timeout.total_seconds() if invocation.timeout else None
         done, _ = await asyncio.wait({future}, timeout=limit)
         if not done:
             self._count_stuck(future, claimed)
-            late = Timeout(f"{task.name} ran past its {limit:g}s time limit; its thread runs on")
-            return classify(late, claimed, task, ErrorKind.TIMEOUT)
-        ok, value = future.result()
-        if not ok:
-            return classify(value, claimed, task)
-        return completed(claimed, value)
+            return timed_out(claimed, invocation, "time limit; its thread runs on")
+        return future.result()
 
     def _count_stuck(self, future: asyncio.Future[Any], claimed: Claimed) -> None:
         self.stuck += 1
@@ -87,14 +80,6 @@ class ThreadPool:
         if self._executor is not None:
             self._executor.shutdown()
             self._executor = None
-
-
-def _capture(call: Callable[[], Any]) -> tuple[bool, Any]:
-    # Exceptions travel back as values so a job's error is never logged as the executor's.
-    try:
-        return True, call()
-    except (Exception, SystemExit) as error:  # sys.exit() in a task ends the job, not the worker
-        return False, error
 
 
 class DaemonExecutor:

@@ -34,6 +34,16 @@ def oversleeps() -> str:
     return "woke"
 
 
+@app.task(pool="process", timeout=timedelta(milliseconds=200), max_attempts=1)
+def shrugs() -> str:
+    """Catches its soft limit and returns a value anyway."""
+    try:
+        time.sleep(30)
+    except errands.Timeout:
+        return "returned after the limit"
+    return "woke"
+
+
 #: A second App whose hard limit comes 0.3 s after the soft one, so a kill test is quick.
 impatient = errands.App(
     "memory://", settings=Settings(hard_timeout_margin=timedelta(milliseconds=300))

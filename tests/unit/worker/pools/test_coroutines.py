@@ -98,3 +98,20 @@ def test_coroutines_run_side_by_side_on_one_loop(app: errands.App) -> None:
 
     assert [h.result(timeout=WITHIN) for h in handles] == ["met"] * 5
     assert worker.ran == 5
+
+
+def test_a_coroutine_that_swallows_its_cancellation_still_times_out(app: errands.App) -> None:
+    @app.task(timeout=timedelta(milliseconds=50), max_attempts=1)
+    async def stubborn() -> str:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            return "returned after the limit"
+        return "woke"
+
+    handle = stubborn.enqueue()
+    app.run_until_idle()
+
+    job = handle.refresh()
+    assert (job.state, job.result) == (JobState.FAILED, None)
+    assert job.errors[-1].kind is ErrorKind.TIMEOUT

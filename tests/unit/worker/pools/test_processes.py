@@ -64,6 +64,17 @@ def test_a_soft_time_limit_raises_timeout_inside_the_child() -> None:
     assert pool.replaced == 0
 
 
+def test_a_task_that_catches_its_soft_limit_and_returns_still_fails_with_timeout() -> None:
+    handle = procapp.shrugs.enqueue()
+
+    run_worker(procapp.app, processes=1)
+
+    job = handle.refresh()
+    assert (job.state, job.fail_reason, job.result) == (JobState.FAILED, FailReason.ERROR, None)
+    assert job.errors[-1].kind is ErrorKind.TIMEOUT
+    assert "soft time limit" in job.errors[-1].message
+
+
 def test_past_the_hard_limit_the_child_is_killed_and_replaced() -> None:
     stuck = procapp.stubborn.enqueue()
 
