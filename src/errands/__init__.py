@@ -17,8 +17,9 @@ from errands.errors import (
     Retry,
     TaskNotRegistered,
     Timeout,
+    UnknownBrokerScheme,
 )
-from errands.handle import JobCancelled, JobHandle, ResultExpired
+from errands.handle import JobCancelled, JobHandle, ResultExpired, wait, wait_async
 from errands.job import (
     AttemptError,
     CancelReason,
@@ -70,6 +71,9 @@ __all__ = [
     "TaskNotRegistered",
     "TaskOptions",
     "Timeout",
+    "UnknownBrokerScheme",
     "WorkerInfo",
     "from_url",
+    "wait",
+    "wait_async",
 ]

@@ -90,13 +90,31 @@ class JobFailed(ErrandsError):
 
 
 class ResultTimeout(ErrandsError, TimeoutError):
-    """A wait for a job's result ran out of time; the job may still finish later."""
+    """A wait for a job's result ran out of time; the job may still finish later.
 
-    def __init__(self, job_id: str, timeout: timedelta, state: str) -> None:
+    `unserved_queue` is the job's queue when no live worker (by heartbeat) serves it, the
+    usual reason a first job never ends; the message then says how to start one for `target`.
+    """
+
+    def __init__(
+        self,
+        job_id: str,
+        timeout: timedelta,
+        state: str,
+        *,
+        unserved_queue: str | None = None,
+        target: str = "module:app",
+    ) -> None:
         self.job_id, self.timeout, self.state = job_id, timeout, state
-        super().__init__(
-            f"job {job_id} did not finish within {timeout.total_seconds():g}s (state: {state})"
-        )
+        self.unserved_queue = unserved_queue
+        seconds = timeout.total_seconds()
+        message = f"job {job_id} did not finish within {seconds:g}s (state: {state})"
+        if unserved_queue is not None:
+            message += (
+                f"; no live worker serves queue {unserved_queue!r} "
+                f"(start one: errands worker {target} --queues {unserved_queue})"
+            )
+        super().__init__(message)
 
 
 class BlockingCallInEventLoop(ErrandsError, RuntimeError):

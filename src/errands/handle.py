@@ -1,13 +1,15 @@
-"""JobHandle: a job id bound to its App, to wait for a result, refresh or cancel."""
+"""JobHandle: a job id bound to its App, to wait for a result, refresh or cancel; and `wait`,
+for the results of many handles at once."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from errands import codec
 from errands.errors import JobFailed, JobNotFound, ResultTimeout
-from errands.job import Job, JobId, JobState
+from errands.job import TERMINAL_STATES, Job, JobId, JobState
 
 if TYPE_CHECKING:
     from errands.app import App
@@ -66,13 +68,10 @@ class JobHandle(Generic[R]):
 
     async def result_async(self, timeout: timedelta | float = timedelta(seconds=30)) -> R:
         """The task's return value once the job ends; JobFailed if it failed or was cancelled,
-        ResultTimeout (naming the job) if it has not ended within `timeout`."""
-        wait = timeout if isinstance(timeout, timedelta) else timedelta(seconds=timeout)
-        jobs = await self.app.call_broker(lambda b: b.wait_done([self.id], wait))
-        if not jobs:
-            raise JobNotFound(self.id)
-        self._job = jobs[0]
-        return result_of(self._job, wait)  # type: ignore[no-any-return]
+        ResultTimeout (naming the job, and saying so when no live worker serves its queue) if
+        it has not ended within `timeout` (a timedelta, or seconds)."""
+        [value] = await wait_async([self], timeout)
+        return value
 
     def result(self, timeout: timedelta | float = timedelta(seconds=30)) -> R:
         """Blocking twin of `result_async`."""
@@ -89,6 +88,58 @@ class JobHandle(Generic[R]):
     def cancel(self) -> Job:
         """Blocking twin of `cancel_async`."""
         return self.app.portal.call(self.cancel_async)
+
+
+async def wait_async(
+    handles: Iterable[JobHandle[R]], timeout: timedelta | float = timedelta(seconds=30)
+) -> list[R]:
+    """The results of `handles` in their order, after one wait for them all (at most
+    `timeout`, a timedelta or seconds). The first handle without a value raises as its
+    `result()` would: JobFailed, JobNotFound or ResultTimeout. The handles must share one App."""
+    waiting = list(handles)
+    if not waiting:
+        return []
+    app = waiting[0].app
+    if any(handle.app is not app for handle in waiting):
+        raise ValueError("wait() takes handles of one App (one broker wait for them all)")
+    waited = timeout if isinstance(timeout, timedelta) else timedelta(seconds=timeout)
+    ids = list(dict.fromkeys(handle.id for handle in waiting))
+    jobs = {job.id: job for job in await app.call_broker(lambda b: b.wait_done(ids, waited))}
+    for handle in waiting:
+        handle._job = jobs.get(handle.id, handle._job)  # every state current, whatever raises
+    values: list[R] = []
+    for handle in waiting:
+        job = jobs.get(handle.id)
+        if job is None:
+            raise JobNotFound(handle.id)
+        if job.state not in TERMINAL_STATES:
+            raise await _timed_out(app, job, waited)
+        values.append(result_of(job, waited))
+    return values
+
+
+def wait(
+    handles: Iterable[JobHandle[R]], timeout: timedelta | float = timedelta(seconds=30)
+) -> list[R]:
+    """Blocking twin of `wait_async`."""
+    waiting = list(handles)
+    if not waiting:
+        return []
+    return waiting[0].app.portal.call(wait_async, waiting, timeout)
+
+
+async def _timed_out(app: App, job: Job, waited: timedelta) -> ResultTimeout:
+    """The ResultTimeout for a job still waiting: a first job that never ends usually has no
+    worker on its queue, so the error says so when no live worker's heartbeat names it."""
+    workers = await app.call_broker(lambda b: b.workers())
+    served = any(job.queue in worker.queues for worker in workers)
+    return ResultTimeout(
+        job.id,
+        waited,
+        job.state,
+        unserved_queue=None if served else job.queue,
+        target=app.cli_target(),
+    )
 
 
 def result_of(job: Job, waited: timedelta) -> Any:

@@ -3,6 +3,7 @@ process that runs a job and exits 0 on SIGTERM."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -141,7 +142,7 @@ def test_an_unimportable_target_exits_2_naming_it(
     assert "'missing_module_xyz:app'" in result.output.strip().splitlines()[-1]
 
 
-def test_a_broker_url_no_broker_handles_exits_1_in_one_line(
+def test_a_broker_url_no_broker_handles_exits_2_naming_it_and_the_apps_line(
     runner: CliRunner, modules: AppModules, served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ERRANDS_BROKER_URL", "carrier-pigeon://coop")
@@ -149,10 +150,43 @@ def test_a_broker_url_no_broker_handles_exits_1_in_one_line(
 
     result = runner.invoke(main, ["worker", name])
 
-    assert result.exit_code == 1
-    [line] = result.output.splitlines()
-    assert line.startswith("Error: no broker for URL 'carrier-pigeon://coop'")
+    assert result.exit_code == 2
+    error = result.output.strip().splitlines()[-1]
+    assert "no broker for URL 'carrier-pigeon://coop' (schemes known: " in error
+    assert error.endswith(f"{name}.py:2)")  # the App(...) line, not errands' own
     assert served.target is None
+
+
+def test_queues_no_task_uses_are_named_in_a_warning_with_the_ones_used(
+    runner: CliRunner, modules: AppModules, served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    name, _ = modules.shop("memory://")
+
+    with caplog.at_level(logging.WARNING, logger="errands.cli"):
+        result = runner.invoke(main, ["worker", name, "--queues", "mail,mial,defualt"])
+
+    assert result.exit_code == 0, result.output
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "'mial', 'defualt'" in warning
+    assert "its tasks use 'default', 'mail'" in warning
+    assert served.options["queues"] == ("mail", "mial", "defualt")  # a warning, not a refusal
+
+
+@pytest.mark.parametrize("queues", [None, "mail", "default,mail"])
+def test_queues_the_tasks_use_draw_no_warning(
+    runner: CliRunner,
+    modules: AppModules,
+    served: Served,
+    caplog: pytest.LogCaptureFixture,
+    queues: str | None,
+) -> None:
+    name, _ = modules.shop("memory://")
+
+    with caplog.at_level(logging.WARNING, logger="errands.cli"):
+        result = runner.invoke(main, ["worker", name, *(["--queues", queues] if queues else [])])
+
+    assert result.exit_code == 0, result.output
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 def test_restart_re_executes_python_m_errands_with_the_same_arguments(
@@ -226,7 +260,8 @@ def stop(worker: subprocess.Popen[str]) -> tuple[int, str]:
 def test_a_worker_process_runs_jobs_and_exits_0_on_sigterm(
     modules: AppModules, tmp_path: Path, pool: str
 ) -> None:
-    name = modules.write(WORKER_APP.format(url=f"sqlite:///{tmp_path / 'jobs.db'}"))
+    # Relative, as in the quick start: the worker (started in tmp_path) logs the absolute path.
+    name = modules.write(WORKER_APP.format(url="sqlite:///jobs.db"))
     producer = modules.load(name)
     worker = start_worker(tmp_path, name, "--pool", pool, "--processes", "1")
     try:
@@ -242,5 +277,8 @@ def test_a_worker_process_runs_jobs_and_exits_0_on_sigterm(
     else:
         assert worker.pid not in pids  # ran in a child of the worker
     assert code == 0, log
+    pools, concurrency = ("async,thread,process", 1) if pool == "process" else ("async,thread", 16)
+    database = (tmp_path / "jobs.db").resolve()
+    assert f"queues=default concurrency={concurrency} pools={pools} broker={database}\n" in log
     assert "SIGTERM: stopping" in log
     assert "stopped after 2 jobs" in log

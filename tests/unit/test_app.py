@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 import errands
+from errands.brokers import OPENERS
+from errands.brokers.memory import MemoryBroker
 from errands.job import JobState
 from errands.settings import DEFAULT_BROKER_URL
+
+WITHIN = timedelta(seconds=10)
 
 
 def test_the_bare_decorator_registers_under_module_and_qualified_name(app: errands.App) -> None:
@@ -144,13 +149,129 @@ def test_an_explicit_url_wins_over_the_variable(monkeypatch: pytest.MonkeyPatch)
         made.close()
 
 
-def test_an_unknown_broker_scheme_names_the_url_and_the_known_schemes() -> None:
-    made = errands.App("carrier-pigeon://coop")
+def test_an_unknown_broker_scheme_fails_at_construction_naming_the_known_schemes() -> None:
+    with pytest.raises(errands.UnknownBrokerScheme) as caught:
+        errands.App("carrier-pigeon://coop")
+
+    assert "'carrier-pigeon://coop'" in str(caught.value)
+    assert caught.value.known == sorted(OPENERS)
+    assert all(scheme in str(caught.value) for scheme in OPENERS)
+    assert isinstance(caught.value, ValueError)
+
+
+def test_an_unknown_scheme_from_the_environment_fails_at_construction(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ERRANDS_BROKER_URL", "carrier-pigeon://coop")
+
+    with pytest.raises(errands.UnknownBrokerScheme, match="carrier-pigeon"):
+        errands.App()
+
+
+def test_a_scheme_added_to_the_openers_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(OPENERS, "pigeon", lambda url, clock: MemoryBroker(clock=clock))
+    made = errands.App("pigeon://coop")
     try:
-        with pytest.raises(ValueError, match=r"carrier-pigeon://coop.*memory"):
-            _ = made.broker
+        assert isinstance(made.broker, MemoryBroker)
     finally:
         made.close()
+
+
+# -- sending by name -------------------------------------------------------------------------
+
+
+def test_enqueue_by_a_registered_name_uses_that_tasks_defaults(app: errands.App) -> None:
+    @app.task(name="mail.send", queue="mail", priority=3, max_attempts=7)
+    def send(to: str, subject: str = "hello") -> str:
+        return f"{subject} {to}"
+
+    handle = app.enqueue("mail.send", "ada")
+    job = handle.refresh()
+
+    assert (job.task, job.queue, job.priority, job.max_attempts) == ("mail.send", "mail", 3, 7)
+    assert app.run_until_idle(queues=["mail"]) == 1
+    assert handle.result(timeout=WITHIN) == "hello ada"
+
+
+def test_enqueue_by_a_registered_name_checks_the_arguments(app: errands.App) -> None:
+    @app.task(name="mail.send")
+    def send(to: str) -> None: ...
+
+    with pytest.raises(TypeError, match=r"mail\.send"):
+        app.enqueue("mail.send", "ada", "extra")
+
+
+def test_enqueue_by_an_unregistered_name_uses_the_apps_defaults_unchecked() -> None:
+    made = errands.App("memory://", settings=errands.Settings(max_attempts=4))
+    try:
+        handle = made.enqueue("billing.charge", 1, 2, order="any number of arguments")
+        job = handle.refresh()
+    finally:
+        made.close()
+
+    assert "billing.charge" not in made.registry
+    assert (job.task, job.queue, job.priority) == ("billing.charge", "default", 0)
+    assert (job.max_attempts, job.max_crashes) == (4, made.settings.max_crashes)
+    assert job.state is JobState.AVAILABLE
+
+
+def test_by_name_takes_per_call_options_like_any_task(app: errands.App) -> None:
+    sender = app.by_name("billing.charge").options(
+        queue="billing", priority=9, delay=timedelta(hours=1), idempotency_key="order-1"
+    )
+
+    first = sender.enqueue(1)
+    again = sender.enqueue(1)
+    job = first.refresh()
+
+    assert (job.queue, job.priority, job.state) == ("billing", 9, JobState.SCHEDULED)
+    assert again.duplicate
+    assert again.id == first.id
+
+
+def test_by_name_of_a_registered_task_is_that_task(app: errands.App) -> None:
+    @app.task(name="known")
+    def known() -> None: ...
+
+    assert app.by_name("known") is known
+
+
+def test_a_task_known_by_name_only_cannot_run_inline(app: errands.App) -> None:
+    with pytest.raises(errands.TaskNotRegistered, match=r"'billing\.charge'"):
+        app.by_name("billing.charge")(1)
+
+
+def test_enqueue_wants_a_name_not_a_task_object(app: errands.App) -> None:
+    @app.task
+    def noop() -> None: ...
+
+    with pytest.raises(TypeError, match="task name"):
+        app.enqueue(noop)  # type: ignore[arg-type]
+
+
+async def test_enqueue_async_sends_by_name(app: errands.App) -> None:
+    handle = await app.enqueue_async("reports.build", year=2026)
+
+    job = await handle.refresh_async()
+    assert (job.task, job.queue) == ("reports.build", "default")
+
+
+def test_a_job_sent_by_name_runs_in_a_worker_that_registers_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    producer, worker = errands.App(url), errands.App(url)
+    try:
+
+        @worker.task(name="billing.charge", queue="billing")
+        def charge(order: int, amount: float) -> str:
+            return f"charged {amount} for order {order}"
+
+        handle = producer.by_name("billing.charge").options(queue="billing").enqueue(7, 9.5)
+        assert worker.run_until_idle(queues=["billing"]) == 1
+
+        assert handle.result(timeout=WITHIN) == "charged 9.5 for order 7"
+    finally:
+        producer.close()
+        worker.close()
 
 
 def test_app_enqueue_many_stores_calls_of_two_tasks_in_order(app: errands.App) -> None:

@@ -232,3 +232,74 @@ async def test_the_async_twins_work_from_the_tests_own_loop(app: errands.App) ->
     assert (await handle.refresh_async()).state is JobState.COMPLETED
     with pytest.raises(errands.JobCancelled):
         await doomed.result_async(WITHIN)
+
+
+# -- a timeout that says no worker serves the queue -------------------------------------------
+
+
+def heartbeat(app: errands.App, *queues: str) -> None:
+    """Record a live worker serving `queues`, as a running worker's lease keeper does."""
+    info = errands.WorkerInfo(
+        id=f"worker-{'-'.join(queues)}",
+        hostname="here",
+        pid=1,
+        queues=queues,
+        concurrency=1,
+        started_at=datetime.now(UTC),
+    )
+    app.portal.call(
+        app.call_broker,
+        lambda b: b.extend([], timedelta(seconds=30), heartbeat=info, progress={}),
+    )
+
+
+def test_a_timeout_with_no_live_worker_on_the_queue_says_how_to_start_one(
+    app: errands.App,
+) -> None:
+    @app.task(queue="mail")
+    def send() -> None: ...
+
+    app.import_ref = "shop:app"
+    heartbeat(app, "default")  # a live worker, but on another queue
+    handle = send.enqueue()
+
+    with pytest.raises(errands.ResultTimeout) as caught:
+        handle.result(timeout=0.02)
+
+    assert caught.value.unserved_queue == "mail"
+    assert "no live worker serves queue 'mail'" in str(caught.value)
+    assert "errands worker shop:app --queues mail" in str(caught.value)
+    assert handle.id in str(caught.value)
+
+
+def test_a_timeout_with_a_live_worker_on_the_queue_does_not_blame_the_workers(
+    app: errands.App,
+) -> None:
+    @app.task(queue="mail")
+    def send() -> None: ...
+
+    heartbeat(app, "default", "mail")
+    handle = send.enqueue()
+
+    with pytest.raises(errands.ResultTimeout) as caught:
+        handle.result(timeout=0.02)
+
+    assert caught.value.unserved_queue is None
+    assert "worker" not in str(caught.value)
+
+
+async def test_result_async_times_out_naming_the_unserved_queue(app: errands.App) -> None:
+    @app.task(queue="reports")
+    def build() -> None: ...
+
+    handle = await build.enqueue_async()
+
+    with pytest.raises(errands.ResultTimeout, match="no live worker serves queue 'reports'"):
+        await handle.result_async(timeout=timedelta(milliseconds=20))
+
+
+def test_result_timeout_keeps_its_three_argument_constructor() -> None:
+    error = errands.ResultTimeout("job-1", timedelta(seconds=2), JobState.RUNNING)
+
+    assert str(error) == "job job-1 did not finish within 2s (state: running)"
+    assert error.unserved_queue is None

@@ -30,8 +30,16 @@ OPENERS: Final[Mapping[str, Opener]] = {"memory": _open_memory, "sqlite": _open_
 
 def from_url(url: str, *, clock: Clock | None = None) -> Broker:
     """A broker for `url` (`memory://`, `sqlite:///path.db`), not yet opened."""
-    scheme = urlsplit(url).scheme
-    opener = OPENERS.get(scheme)
+    return _opener(url)(url, clock or SystemClock())
+
+
+def check_url(url: str) -> None:
+    """Raise UnknownBrokerScheme, naming the known schemes, unless a broker handles `url`."""
+    _opener(url)
+
+
+def _opener(url: str) -> Opener:
+    opener = OPENERS.get(urlsplit(url).scheme)
     if opener is None:
         raise UnknownBrokerScheme(url, OPENERS)
-    return opener(url, clock or SystemClock())
+    return opener

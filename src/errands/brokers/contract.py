@@ -119,6 +119,12 @@ class Broker(Protocol):
 
     capabilities: Capabilities
 
+    @property
+    def location(self) -> str:
+        """Where the jobs are stored, for logs and messages (a file's absolute path, a server's
+        address without its password)."""
+        ...
+
     async def open(self) -> None:
         """Connect (and migrate); idempotent."""
         ...

@@ -16,7 +16,7 @@ from errands.brokers.contract import JobQuery, Page
 from errands.job import JobId, JobState
 
 from .jobs import as_json, broker_call, known_jobs, plural, print_table
-from .target import Target, target_argument
+from .target import Target, stored_target_argument
 
 FAILED = (JobState.FAILED,)
 #: Jobs per broker call when paging through or requeueing the whole dead-letter state.
@@ -29,7 +29,7 @@ def dlq_group() -> None:
 
 
 @dlq_group.command("list")
-@target_argument
+@stored_target_argument
 @click.option("--queue", help="Only this queue.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--json", "as_lines", is_flag=True, help="One JSON object per line.")
@@ -51,7 +51,7 @@ def list_command(target: Target, queue: str | None, limit: int, as_lines: bool) 
 
 
 @dlq_group.command("retry")
-@target_argument
+@stored_target_argument
 @click.argument("job_ids", metavar="[ID]...", nargs=-1)
 @click.option("--all", "every", is_flag=True, help="Retry every failed job.")
 @click.option("--queue", help="With --all: only this queue.")
@@ -96,7 +96,7 @@ def _page(app: App, query: JobQuery) -> Page:
 
 
 @dlq_group.command("purge")
-@target_argument
+@stored_target_argument
 @click.option("--queue", help="Only this queue.  [default: every queue]")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def purge_command(target: Target, queue: str | None, yes: bool) -> None:

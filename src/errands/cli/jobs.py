@@ -22,7 +22,7 @@ from errands.brokers.contract import Broker, JobQuery
 from errands.errors import ErrandsError
 from errands.job import AttemptError, Job, JobState, Progress
 
-from .target import Target, target_argument
+from .target import Target, stored_target_argument
 
 T = TypeVar("T")
 STATES = tuple(state.value for state in JobState)
@@ -126,7 +126,7 @@ def jobs_group() -> None:
 
 
 @jobs_group.command("list")
-@target_argument
+@stored_target_argument
 @click.option(
     "--state",
     "states",
@@ -161,7 +161,7 @@ def list_command(
 
 
 @jobs_group.command("show")
-@target_argument
+@stored_target_argument
 @click.argument("job_id", metavar="ID")
 def show_command(target: Target, job_id: str) -> None:
     """Every field of one job, and each failed attempt with its traceback."""
@@ -184,7 +184,7 @@ def _describe(error: AttemptError) -> str:
 
 
 @jobs_group.command("cancel")
-@target_argument
+@stored_target_argument
 @click.argument("job_ids", metavar="ID...", nargs=-1, required=True)
 def cancel_command(target: Target, job_ids: tuple[str, ...]) -> None:
     """Cancel jobs: waiting ones at once, running ones by a request their worker obeys."""

@@ -12,6 +12,7 @@ from errands import __version__
 from .demo import demo_command
 from .dlq import dlq_group
 from .jobs import jobs_group
+from .migrate import migrate_command
 from .worker import catch_early_signals, worker_command
 
 
@@ -37,3 +38,4 @@ main.add_command(worker_command)
 main.add_command(jobs_group)
 main.add_command(dlq_group)
 main.add_command(demo_command)
+main.add_command(migrate_command)

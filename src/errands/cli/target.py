@@ -1,8 +1,8 @@
 """TARGET: find the App a command acts on from "module:attr", the way uvicorn and celery do.
 
 The module is imported with the app directory (the current one by default) first on sys.path;
-a target that cannot be loaded is a usage error (exit 2) naming it. Running the App is left to
-the commands.
+a target that cannot be loaded is a usage error (exit 2) naming it. Commands that act on stored
+jobs take a TARGET that must already have its database. Running the App is left to the commands.
 """
 
 from __future__ import annotations
@@ -37,9 +37,15 @@ else:  # click < 8.4 has no generic ParamType to subscript at run time
 
 
 class AppTarget(_TargetType):
-    """A click type that turns "module:attr" into a Target, or fails naming the bad value."""
+    """A click type that turns "module:attr" into a Target, or fails naming the bad value.
+
+    With `stored=True` the App's jobs must already be stored (see `require_database`).
+    """
 
     name = "module:attr"
+
+    def __init__(self, *, stored: bool = False) -> None:
+        self.stored = stored
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
@@ -48,9 +54,12 @@ class AppTarget(_TargetType):
         if isinstance(value, Target):
             return value
         try:
-            return load_target(str(value), app_dir=_app_dir(ctx))
+            target = load_target(str(value), app_dir=_app_dir(ctx))
         except TargetError as error:
             self.fail(str(error), param, ctx)
+        if self.stored:
+            require_database(target.app)
+        return target
 
 
 class TargetError(Exception):
@@ -100,10 +109,33 @@ def _import(module_name: str, ref: str, app_dir: str) -> Any:
         raise TargetError(f"{ref!r}: importing {module_name!r} failed: {_brief(error)}") from None
 
 
+def require_database(app: App) -> None:
+    """Exit 1 naming the absolute path when the App's SQLite file does not exist, instead of
+    opening it (which creates an empty database): a relative `sqlite:///errands.db` resolves
+    against the current directory, and from the wrong one every command would find no jobs."""
+    from errands.brokers.sqlite.broker import SQLiteBroker  # only SQLite files need the check
+
+    try:
+        broker = app.broker
+    except ValueError as error:  # a malformed URL: one line, like every other CLI error
+        raise click.ClickException(str(error)) from None
+    if isinstance(broker, SQLiteBroker) and not broker.path.exists():
+        why = (
+            ""
+            if broker.path.is_absolute()
+            else " (a relative path is taken from the current directory)"
+        )
+        raise click.ClickException(f"no errands database at {broker.location}{why}")
+
+
 def _brief(error: BaseException) -> str:
-    """ "Type: message (file:line)" of where the error was raised."""
+    """ "Type: message (file:line)" of where the error was raised: the last line outside errands
+    itself, since an error errands raises (a bad broker URL) is the user's line to fix."""
     frames = traceback.extract_tb(error.__traceback__)
-    where = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    own = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    theirs = [frame for frame in frames if not frame.filename.startswith(own + os.sep)]
+    last = (theirs or frames)[-1:]
+    where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
     return f"{type(error).__name__}: {error}{where}"
 
 
@@ -115,3 +147,6 @@ def _app_dir(ctx: click.Context | None) -> str:
 
 #: The TARGET argument every command shares; ERRANDS_APP supplies it when omitted.
 target_argument = click.argument("target", type=AppTarget(), envvar="ERRANDS_APP")
+#: TARGET for the commands that act on stored jobs (`errands jobs`, `errands dlq`): never
+#: creates a database.
+stored_target_argument = click.argument("target", type=AppTarget(stored=True), envvar="ERRANDS_APP")

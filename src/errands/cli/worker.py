@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 from urllib.parse import urlsplit, urlunsplit
@@ -126,6 +127,8 @@ def worker_command(
     """
     configure_logging(log_level)
     catch_early_signals()  # again, for callers that skip the group (tests, embedding)
+    if queues:
+        warn_unused_queues(target, queues)
     # Process-pool children import the App the way this process did.
     target.app.import_ref = target.ref
     if pool == "process" and concurrency is None:
@@ -159,6 +162,23 @@ def worker_command(
     if worker.restart_requested:
         restart()
     log.info("worker %s stopped after %d jobs", worker.id, worker.ran)
+
+
+def warn_unused_queues(target: Target, queues: Sequence[str]) -> None:
+    """Log a warning naming the queues no registered task uses (often a typo or the wrong app),
+    and the queues the tasks do use."""
+    used = sorted({task.defaults.queue for task in target.app.registry.values()})
+    unused = [queue for queue in queues if queue not in used]
+    if unused:
+        log.warning(
+            "--queues %s: no task of %s uses %s (its tasks use %s); jobs reach %s only when "
+            "sent with options(queue=...)",
+            ",".join(queues),
+            target.ref,
+            ", ".join(repr(queue) for queue in unused),
+            ", ".join(repr(queue) for queue in used) or "no queue: it registers no task",
+            "it" if len(unused) == 1 else "them",
+        )
 
 
 async def serve(target: Target, options: dict[str, Any]) -> Worker:

@@ -167,13 +167,12 @@ class Worker:
             loop.create_task(maintenance.run(self._stopping)),
         ]
         log.info(
-            "worker %s started: queues=%s concurrency=%d pools=%s database=%s",
+            "worker %s started: queues=%s concurrency=%d pools=%s broker=%s",
             self.id,
             ",".join(self.queues),
             self.concurrency,
             ",".join(self._pools),
-            # Brokers without a `location` (not part of the contract) are named by kind.
-            getattr(broker, "location", broker.capabilities.name),
+            broker.location,
         )
         self._hooks.worker_started(self)
         try:

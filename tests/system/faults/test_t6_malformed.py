@@ -20,11 +20,26 @@ from tests.system.faults import faultapp
 from tests.system.faults.conftest import Processes, Store, wait_until, worker_alive
 from tests.system.faults.hostile import KINDS, Hostile, generate, pickle_payload
 
+pytestmark = pytest.mark.brokers("sqlite", reason="writes malformed rows into the SQLite file")
+
 INSERT = """
 INSERT INTO jobs (id, task, queue, state, payload, priority, max_attempts, max_crashes,
                   enqueued_at, scheduled_at, result_ttl_ms)
-VALUES (?, 'hostile', 'default', 'available', ?, 0, 3, 3, ?, ?, 86400000)
+VALUES (?, ?, 'default', 'available', ?, 0, 3, 3, ?, ?, 86400000)
 """
+HOSTILE_ROWS = "id LIKE 'hostile-%'"
+
+
+def as_stored(i: int, raw: bytes) -> tuple[str, str, bytes]:
+    """Row i's id, task and payload: a row agrees with its envelope on id and task where the
+    envelope has them, so each kind is dead-lettered for its own fault, not for a mismatch."""
+    job_id = f"hostile-{i:05d}"
+    payload = raw.replace(b'"id":"hostile"', f'"id":"{job_id}"'.encode(), 1)
+    try:
+        task = json.loads(payload)["task"]
+    except (ValueError, TypeError, KeyError, RecursionError):
+        task = "hostile"
+    return job_id, task if isinstance(task, str) else "hostile", payload
 
 
 def test_quick_120_malformed_among_1000_valid(
@@ -87,12 +102,12 @@ def check_malformed(
     wrong = check_dead_letters(store, hostile)
     assert wrong == [], f"{len(wrong)} of {len(hostile)} not dead-lettered as expected: {wrong[:5]}"
     completed = store.scalar(
-        "SELECT count(*) FROM jobs WHERE task != 'hostile' AND state = 'completed'"
+        f"SELECT count(*) FROM jobs WHERE NOT {HOSTILE_ROWS} AND state = 'completed'"
     )
     assert completed == len(valid_ids) == valid
 
     reasons = Counter(
-        r[0] for r in store.query("SELECT fail_reason FROM jobs WHERE task = 'hostile'")
+        r[0] for r in store.query(f"SELECT fail_reason FROM jobs WHERE {HOSTILE_ROWS}")
     )
     print(
         f"\nT6 {len(hostile)} hostile of {len(KINDS)} kinds among {valid} valid, "
@@ -131,7 +146,7 @@ def write_interleaved(
             now = int(time.time() * 1000)
             connection.execute("BEGIN IMMEDIATE")
             connection.executemany(
-                INSERT, [(f"hostile-{i:05d}", hostile[i].raw, now, now) for i in part]
+                INSERT, [(*as_stored(i, hostile[i].raw), now, now) for i in part]
             )
             connection.execute("COMMIT")
             count = valid // chunks + (1 if c < valid % chunks else 0)
@@ -145,7 +160,7 @@ def check_dead_letters(store: Store, hostile: list[Hostile]) -> list[str]:
     wrong = []
     rows = store.query(
         "SELECT id, state, fail_reason, payload, typeof(payload), errors, attempt, failures "
-        "FROM jobs WHERE task = 'hostile' ORDER BY id"
+        f"FROM jobs WHERE {HOSTILE_ROWS} ORDER BY id"
     )
     assert len(rows) == len(hostile)
     for row in rows:
@@ -155,15 +170,24 @@ def check_dead_letters(store: Store, hostile: list[Hostile]) -> list[str]:
         if row["state"] != "failed" or row["fail_reason"] != one.reason:
             wrong.append(f"{label}: {row['state']}/{row['fail_reason']}, want {one.reason}")
             continue
-        if row["typeof(payload)"] != "blob" or row["payload"] != one.raw:
+        if row["typeof(payload)"] != "blob" or row["payload"] != row_payload(row["id"], one):
             wrong.append(f"{label}: stored payload changed")
-        problem = error_problem(one, errors, row["attempt"], row["failures"])
+        problem = error_problem(
+            one, row_payload(row["id"], one), errors, row["attempt"], row["failures"]
+        )
         if problem:
             wrong.append(f"{label}: {problem}")
     return wrong
 
 
-def error_problem(one: Hostile, errors: list[dict[str, str]], attempt: int, failures: int) -> str:
+def row_payload(job_id: str, one: Hostile) -> bytes:
+    """The payload stored for `one` in the row `job_id`."""
+    return as_stored(int(job_id.split("-")[1]), one.raw)[2]
+
+
+def error_problem(
+    one: Hostile, raw: bytes, errors: list[dict[str, str]], attempt: int, failures: int
+) -> str:
     if one.reason is FailReason.ERROR:
         # Wrong types: the task raised TypeError on each of its max_attempts (3) attempts.
         if attempt != 3 or failures != 3 or [e["type"] for e in errors] != ["TypeError"] * 3:
@@ -173,7 +197,7 @@ def error_problem(one: Hostile, errors: list[dict[str, str]], attempt: int, fail
         return f"attempt {attempt}, {len(errors)} errors"
     [error] = errors
     if one.reason is FailReason.MALFORMED:
-        kept = f"raw payload ({len(one.raw)} bytes): {one.raw[:RAW_KEEP]!r}"
+        kept = f"raw payload ({len(raw)} bytes): {raw[:RAW_KEEP]!r}"
         if error["kind"] != "malformed" or kept not in error["message"]:
             return f"raw bytes not kept in the error: {error['message'][:200]}"
         found = {c for c in one.codes if c is not None and f"({c})" in error["message"]}

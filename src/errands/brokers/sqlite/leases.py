@@ -31,9 +31,7 @@ from errands.outcome import (
 Params = dict[str, object]
 
 
-def claim(
-    connection: sqlite3.Connection, options: ClaimOptions, now_ms: int
-) -> list[sqlite3.Row]:
+def claim(connection: sqlite3.Connection, options: ClaimOptions, now_ms: int) -> list[sqlite3.Row]:
     """Promote every due job (of any queue, as the memory broker does), then lease up to
     `options.n` claimable jobs of `options.queues`.
 
