@@ -33,6 +33,7 @@ from errands.lease import Lease
 from errands.retry import RetryPolicy
 from errands.settings import Settings
 from errands.task import Call, Task, TaskOptions
+from errands.worker.middleware import JobLog, Middleware
 
 __version__ = "0.1.0"
 
@@ -55,6 +56,7 @@ __all__ = [
     "JobCancelled",
     "JobFailed",
     "JobHandle",
+    "JobLog",
     "JobNotFound",
     "JobQuery",
     "JobSpec",
@@ -62,6 +64,7 @@ __all__ = [
     "Lease",
     "LeaseLost",
     "MalformedMessage",
+    "Middleware",
     "ResultExpired",
     "ResultTimeout",
     "Retry",
