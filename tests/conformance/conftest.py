@@ -6,7 +6,7 @@ What a broker must do lives in the test files, a file per contract area.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from errands import policy
+from errands.brokers import from_url
 from errands.brokers.contract import Broker, Claimed, ClaimOptions, WorkerInfo
 from errands.job import AttemptError, ErrorKind, Job, JobId, JobSpec, new_job_id
 from errands.policy import RescueReport
@@ -29,7 +30,8 @@ PAYLOAD = b'{"v":1,"args":[]}'
 
 def make_broker(kind: str, clock: FakeClock, directory: Path) -> Broker:
     """A broker of kit entry `kind` on the storage for `directory`, not yet opened; a second
-    call with the same directory opens the same storage (for cross-process brokers)."""
+    call with the same directory opens the same storage (an entry's URL depends on the
+    directory alone), as another process would."""
     return open_broker(kind, clock, directory)
 
 
@@ -51,17 +53,20 @@ def broker_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def broker_url(broker_kind: str, tmp_path: Path) -> str:
-    """The URL of the storage the `broker` fixture opens, for other threads and processes."""
-    return KIT[broker_kind].url(tmp_path)
+def broker_url(broker_kind: str, tmp_path: Path) -> Iterator[str]:
+    """The URL of the storage the `broker` fixture opens, for other threads and processes;
+    what the test left there is cleaned up after it."""
+    url = KIT[broker_kind].url(tmp_path)
+    yield url
+    KIT[broker_kind].cleanup(url)
 
 
 @pytest.fixture
 async def broker(
-    broker_kind: str, clock: FakeClock, tmp_path: Path, request: pytest.FixtureRequest
+    broker_url: str, clock: FakeClock, request: pytest.FixtureRequest
 ) -> AsyncIterator[Broker]:
     """An opened broker with empty storage of its own, closed after the test."""
-    opened = make_broker(broker_kind, clock, tmp_path)
+    opened = from_url(broker_url, clock=clock)
     for marker in request.node.iter_markers("needs"):
         why = lacks(opened.capabilities, marker.args[0])
         if why is not None:

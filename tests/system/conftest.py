@@ -1,4 +1,9 @@
-"""Fixtures for system tests: a SQLite file, a ledger and real worker subprocesses."""
+"""Fixtures for system tests: a broker per `--brokers` entry, a ledger and real worker
+subprocesses.
+
+Every test that uses `app` (or `broker_url`) runs once per selected broker; see
+tests/system/brokers.py for the registry and the `brokers(...)` marker.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ from pathlib import Path
 import pytest
 
 import errands
+from tests.conftest import require_service
+from tests.system.brokers import SYSTEM, selected, why_unavailable
 from tests.system.ledger import Ledger
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,12 +86,40 @@ def ledger(tmp_path: Path) -> Ledger:
     return Ledger(tmp_path / "ledger.txt")
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run each test that needs a broker once per selected broker; a broker that a
+    `brokers(...)` marker leaves out stays in the run as a skip with the marker's reason."""
+    if "broker_url" not in metafunc.fixturenames:
+        return
+    only = metafunc.definition.get_closest_marker("brokers")
+    params = []
+    for name in selected(metafunc.config.getoption("--brokers")):
+        marks = []
+        if only is not None and name not in only.args:
+            why = only.kwargs.get("reason", f"runs only on {', '.join(only.args)}")
+            marks.append(pytest.mark.skip(reason=f"not on {name}: {why}"))
+        params.append(pytest.param(name, marks=marks, id=name))
+    metafunc.parametrize("broker_url", params, indirect=True)
+
+
 @pytest.fixture
-def app(tmp_path: Path, ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> Iterator[errands.App]:
-    url = f"sqlite:///{tmp_path / 'jobs.db'}"
-    monkeypatch.setenv("ERRANDS_BROKER_URL", url)
+def broker_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh URL on the broker this run of the test is about (skips, or fails under
+    ERRANDS_REQUIRE_SERVICES=1, when its server is not reachable)."""
+    entry = SYSTEM[request.param]
+    why = why_unavailable(entry.name)
+    if why is not None:
+        require_service(entry.name, False, why)
+    url = entry.url(tmp_path)
+    yield url
+    entry.cleanup(url)
+
+
+@pytest.fixture
+def app(broker_url: str, ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> Iterator[errands.App]:
+    monkeypatch.setenv("ERRANDS_BROKER_URL", broker_url)
     monkeypatch.setenv("ERRANDS_TEST_LEDGER", str(ledger.path))
-    producer = errands.App(url)  # enqueues sysapp's task calls into this test's database
+    producer = errands.App(broker_url)  # enqueues sysapp's task calls into this test's storage
     yield producer
     producer.close()
 

@@ -6,8 +6,7 @@ It parses files and splits statements; running them is left to each SQL broker.
 from __future__ import annotations
 
 import re
-import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 
 _NAME = re.compile(r"^--\s*name:\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*$")
@@ -76,23 +75,89 @@ def load_migrations(package: str, directory: str = "migrations") -> list[Migrati
 def split_statements(sql: str) -> list[str]:
     """Split a script into complete statements, so each can run inside one transaction.
 
-    `executescript` would commit first; `sqlite3.complete_statement` knows where a statement
-    ends, semicolons inside strings and trigger bodies included.
+    `executescript` would commit first. A statement ends at a `;` outside strings, quoted
+    identifiers, comments and dollar-quoted bodies (`$$ ... $$`, `$tag$ ... $tag$`), or, in a
+    SQLite trigger, at the `END;` closing its `BEGIN` block: one set of rules for SQLite and
+    PostgreSQL. Comments before a statement stay with it; a chunk of comments alone is dropped;
+    code after the last `;` is an error.
     """
     statements: list[str] = []
-    pending = ""
-    for line in sql.splitlines(keepends=True):
-        pending += line
-        if sqlite3.complete_statement(pending):
-            statement = pending.strip()
-            if _has_code(statement):
-                statements.append(statement)
-            pending = ""
-    if _has_code(pending):
-        raise ValueError(f"incomplete SQL statement at the end of a script: {pending.strip()!r}")
+    start = 0
+    chunk = _Chunk()
+    for token in _TOKEN.finditer(sql):
+        kind = token.lastgroup
+        if kind == "semicolon":
+            if chunk.ends_at_semicolon():
+                if chunk.has_code:
+                    statements.append(sql[start : token.end()].strip())
+                start, chunk = token.end(), _Chunk()
+        elif kind not in ("space", "comment"):
+            chunk.take(token.group(), word=kind == "word")
+    if chunk.has_code:
+        raise ValueError(
+            f"incomplete SQL statement at the end of a script: {sql[start:].strip()!r}"
+        )
     return statements
 
 
-def _has_code(text: str) -> bool:
-    # A chunk of comments alone is "complete" to SQLite but nothing to run.
-    return any(line.strip() and not line.strip().startswith("--") for line in text.splitlines())
+# Tokens follow one another with no gap: anything else is one `other` character. An
+# unterminated string, identifier, comment or dollar quote runs to the end of the script, where
+# code with no `;` after it is an error. A doubled quote ('it''s') reads as two strings side by
+# side, which end where the one string does. A `$` inside a word is part of it (PostgreSQL
+# identifiers may hold one), so only a `$` that starts a token opens a dollar quote, and `$1`
+# never does: a tag cannot start with a digit.
+_TOKEN = re.compile(
+    r"""
+      (?P<space>\s+)
+    | (?P<comment>--[^\n]*|/\*.*?(?:\*/|\Z))
+    | (?P<string>'[^']*(?:'|\Z))
+    | (?P<identifier>"[^"]*(?:"|\Z))
+    | (?P<dollar>(?P<tag>\$(?:[^\W\d]\w*)?\$).*?(?:(?P=tag)|\Z))
+    | (?P<word>\w[\w$]*)
+    | (?P<semicolon>;)
+    | (?P<other>.)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+_TRIGGER = (
+    ("CREATE", "TRIGGER"),
+    ("CREATE", "TEMP", "TRIGGER"),
+    ("CREATE", "TEMPORARY", "TRIGGER"),
+)
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """What decides where the statement being read ends.
+
+    A SQLite trigger's body is `BEGIN stmt; stmt; END;`. Inside it a `;` ends an inner
+    statement, and the trigger ends at the `;` after an `END` that is the first word of an inner
+    statement; an `END` closing a CASE comes later in its statement. SQLite's own
+    `complete_statement` reads triggers so. A trigger with no BEGIN (PostgreSQL's) ends at its
+    first `;`.
+    """
+
+    has_code: bool = False
+    lead: list[str] = field(default_factory=list)  # the first three code tokens, upper-cased
+    in_body: bool = False
+    after_semicolon: bool = False  # in a body: no code yet since an inner statement's `;`
+    at_end: bool = False  # in a body: the last code token was an inner statement's first END
+
+    def take(self, text: str, *, word: bool) -> None:
+        """Read one code token: anything but space, a comment or a `;`."""
+        self.has_code = True
+        if len(self.lead) < 3:
+            self.lead.append(text.upper())
+        keyword = text.upper() if word else ""
+        if self.in_body:
+            self.at_end = self.after_semicolon and keyword == "END"
+            self.after_semicolon = False
+        elif keyword == "BEGIN" and any(tuple(self.lead[: len(t)]) == t for t in _TRIGGER):
+            self.in_body = True
+
+    def ends_at_semicolon(self) -> bool:
+        """Read a `;`: True if it ends the statement, False if it ends one inside a trigger."""
+        if not self.in_body or self.at_end:
+            return True
+        self.after_semicolon = True
+        return False

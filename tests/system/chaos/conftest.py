@@ -1,6 +1,6 @@
 """Fixtures for the chaos suite: tagged worker processes, a timed ledger, signals on record.
 
-The producer App, the plain ledger and the SQLite file come from tests/system/conftest.py.
+The producer App, the plain ledger and the broker come from tests/system/conftest.py.
 """
 
 from __future__ import annotations
@@ -184,7 +184,7 @@ class ChaosWorkers(Workers):
             jobs,
             self.interruptions,
             bound=bound,
-            database=database_of(app),
+            broker_url=app.settings.broker_url,
             wall=0.0 if began is None else time.monotonic() - began,
         )
         return Finished(report, jobs, codes)
@@ -226,11 +226,6 @@ def chaos_workers(
     pool = ChaosWorkers(tmp_path, app.settings.broker_url, ledger, chaos_ledger, chaos_env)
     yield pool
     pool.stop_all()  # SIGKILL whatever is left; children die with their worker
-
-
-def database_of(app: errands.App) -> Path:
-    """The SQLite file behind the producer App."""
-    return Path(app.settings.broker_url.removeprefix("sqlite:///"))
 
 
 BATCH_EVERY = 0.05

@@ -28,8 +28,13 @@ CANCEL_TARGET = 1.0
 
 @pytest.fixture
 def chaos_env() -> dict[str, str]:
-    """No overrides: the defaults are what is measured."""
-    return {}
+    """The shipped intervals (the system suite shortens them for every other test): the
+    defaults are what is measured."""
+    defaults = Settings()
+    return {
+        "ERRANDS_EXTEND_EVERY": str(defaults.extend_every.total_seconds()),
+        "ERRANDS_RESCUE_EVERY": str(defaults.rescue_every.total_seconds()),
+    }
 
 
 def rerun_delays(

@@ -1,5 +1,9 @@
 """Fixtures for the fault tests: a SQLite file read straight with sqlite3, a trail, worker and
-helper subprocesses that are SIGKILLed at teardown, and a deadline-bound poll."""
+helper subprocesses that are SIGKILLed at teardown, and a deadline-bound poll.
+
+The file is the `broker_url` of tests/system/conftest.py, so every test that reads it is marked
+`brokers("sqlite")` and shows as skipped on the other brokers.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from typing import Any
 import pytest
 
 import errands
+from errands.brokers.sqlite.broker import parse_url
 from tests.system.faults.trail import Trail
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -41,9 +46,9 @@ def wait_until(
 class Store:
     """The SQLite file of one test, read with sqlite3 directly (as an operator would)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.url = f"sqlite:///{path}"
+    def __init__(self, url: str) -> None:
+        self.path, _ = parse_url(url)
+        self.url = url
 
     def connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, timeout=60, isolation_level=None)
@@ -124,8 +129,8 @@ class Processes:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "jobs.db")
+def store(broker_url: str) -> Store:
+    return Store(broker_url)
 
 
 @pytest.fixture

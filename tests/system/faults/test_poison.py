@@ -17,6 +17,8 @@ from tests.system.faults import faultapp
 from tests.system.faults.conftest import Processes, Store, wait_until, worker_alive
 from tests.system.faults.trail import Trail
 
+pytestmark = pytest.mark.brokers("sqlite", reason="waits on the SQLite file through sqlite3")
+
 MAX_CRASHES = 3  # the default (Settings.max_crashes)
 HARD_MB = 200
 WITHIN = timedelta(seconds=60)

@@ -20,6 +20,8 @@ from tests.system.faults import faultapp
 from tests.system.faults.acklog import AckLog, Group
 from tests.system.faults.conftest import Processes, Store, wait_until
 
+pytestmark = pytest.mark.brokers("sqlite", reason="checks the SQLite file through sqlite3")
+
 BATCH = 50
 UP = timedelta(seconds=30)
 

@@ -19,6 +19,8 @@ from tests.system.faults import faultapp
 from tests.system.faults.acklog import AckLog
 from tests.system.faults.conftest import Processes, Store, wait_until, worker_alive
 
+pytestmark = pytest.mark.brokers("sqlite", reason="SQLite's write lock and size cap")
+
 WITHIN = timedelta(seconds=60)
 
 
