@@ -9,7 +9,7 @@ the first middleware; an App's list is in `app.middleware`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from errands.brokers.contract import Claimed
@@ -40,37 +40,44 @@ class Middleware:
 
 
 class Hooks:
-    """The App's middleware in order, each call isolated from the others' failures."""
+    """The App's middleware in order, each call isolated from the others' failures. Only hooks
+    a middleware overrides are called: a worker pays per job for what is there, nothing more."""
 
     def __init__(self, middleware: Sequence[Middleware]) -> None:
-        self._middleware = list(middleware)
+        def overriding(name: str) -> list[Callable[..., None]]:
+            base = getattr(Middleware, name)
+            return [getattr(m, name) for m in middleware if getattr(type(m), name) is not base]
+
+        self._started = overriding("on_worker_start")
+        self._stopped = overriding("on_worker_stop")[::-1]
+        self._before = overriding("before_job")
+        self._after = overriding("after_job")[::-1]
 
     def worker_started(self, worker: Worker) -> None:
         """Call every on_worker_start."""
-        for one in self._middleware:
-            _safely(one, one.on_worker_start, worker)
+        _each(self._started, worker)
 
     def worker_stopped(self, worker: Worker) -> None:
         """Call every on_worker_stop, last middleware first."""
-        for one in reversed(self._middleware):
-            _safely(one, one.on_worker_stop, worker)
+        _each(self._stopped, worker)
 
     def before(self, claimed: Claimed) -> None:
         """Call every before_job."""
-        for one in self._middleware:
-            _safely(one, one.before_job, claimed)
+        if self._before:
+            _each(self._before, claimed)
 
     def after(self, claimed: Claimed, outcome: Outcome, seconds: float) -> None:
         """Call every after_job, last middleware first."""
-        for one in reversed(self._middleware):
-            _safely(one, one.after_job, claimed, outcome, seconds)
+        if self._after:
+            _each(self._after, claimed, outcome, seconds)
 
 
-def _safely(owner: Middleware, hook: object, *args: object) -> None:
-    try:
-        hook(*args)  # type: ignore[operator]
-    except Exception:
-        log.exception("middleware %s failed in %s", type(owner).__name__, hook)
+def _each(hooks: list[Callable[..., None]], *args: object) -> None:
+    for hook in hooks:
+        try:
+            hook(*args)
+        except Exception:
+            log.exception("middleware %s failed", getattr(hook, "__qualname__", hook))
 
 
 class JobLog(Middleware):
@@ -83,6 +90,10 @@ class JobLog(Middleware):
 
     def after_job(self, claimed: Claimed, outcome: Outcome, seconds: float) -> None:
         """Log how the attempt ended."""
+        if isinstance(outcome, Completed) and not (
+            self.info and jobs_log.isEnabledFor(logging.INFO)
+        ):
+            return  # the hot path: nothing to format
         job, attempt = claimed.job, claimed.lease.attempt
         took = f"{seconds * 1000:.1f}ms"
         match outcome:

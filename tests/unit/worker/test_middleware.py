@@ -94,7 +94,7 @@ def test_a_failing_middleware_changes_no_outcome(caplog: pytest.LogCaptureFixtur
         app.run_until_idle()
 
         assert handle.result(timeout=10) == 1
-        assert "middleware Broken failed" in caplog.text
+        assert "middleware Broken.before_job failed" in caplog.text
     finally:
         app.close()
 
