@@ -5,9 +5,7 @@ A time limit cancels the coroutine (asyncio.timeout); thousands run at once on o
 
 from __future__ import annotations
 
-from errands.brokers.contract import Claimed
-from errands.outcome import Outcome
-from errands.worker.execution import Invocation, attempt_async
+from errands.worker.execution import attempt_async
 
 
 class CoroutinePool:
