@@ -4,8 +4,11 @@
     python benchmarks/throughput.py --json         # one JSON object a line
     python benchmarks/throughput.py --broker sqlite --jobs 20000
 
-Measures single enqueue/s, batch enqueue/s, drain/s of no-op jobs per pool with one worker
-process, and round trip (enqueue to result) p50/p99 with the worker in its own process.
+Measures single enqueue/s, batch enqueue/s, drain/s per pool with one worker process, and
+round trip (enqueue to result) p50/p99 with the worker in its own process. The drained jobs are
+no-ops, or with `--job incr` the realistic job: one Redis INCR each (`pip install redis`).
+
+    python benchmarks/throughput.py --broker sqlite --job incr
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -74,6 +78,7 @@ def bench_enqueue(args: argparse.Namespace, kind: str, tmp: Path) -> None:
     mod.noop_thread.enqueue(0)  # open the broker outside the timing
     seconds = timed(lambda: [mod.noop_thread.enqueue(i) for i in range(single)])
     emit(args, kind, "-", "single_enqueue", single / seconds, "jobs/s")
+    emit(args, kind, "-", "single_enqueue_8_producers", concurrent_enqueues(mod, single), "jobs/s")
     batch = [(i,) for i in range(1000)]
     rounds = max(1, args.jobs // 1000)
     seconds = timed(lambda: [mod.noop_thread.enqueue_many(batch) for _ in range(rounds)])
@@ -81,24 +86,58 @@ def bench_enqueue(args: argparse.Namespace, kind: str, tmp: Path) -> None:
     mod.app.close()
 
 
+def concurrent_enqueues(mod: Any, count: int, producers: int = 8) -> float:
+    """Jobs/s of `producers` threads each enqueueing its share one job at a time (their
+    enqueues share commits: group commit)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    share = count // producers
+    gate = threading.Barrier(producers + 1)
+
+    def produce() -> None:
+        gate.wait()
+        for i in range(share):
+            mod.noop_thread.enqueue(i)
+
+    with ThreadPoolExecutor(producers) as pool:
+        futures = [pool.submit(produce) for _ in range(producers)]
+        gate.wait()
+        start = time.perf_counter()
+        for future in futures:
+            future.result()
+        return share * producers / (time.perf_counter() - start)
+
+
 def bench_drain(args: argparse.Namespace, kind: str, pool: str, tmp: Path) -> None:
     mod = fresh_app(broker_url(kind, tmp, f"drain-{pool}"))
-    task = {"async": mod.noop_async, "thread": mod.noop_thread, "process": mod.noop_process}[pool]
+    tasks = {
+        "noop": {"async": mod.noop_async, "thread": mod.noop_thread, "process": mod.noop_process},
+        "incr": {"async": mod.incr_async, "thread": mod.incr_thread, "process": mod.incr_process},
+    }
+    task = tasks[args.job][pool]
     jobs = args.jobs if pool != "process" else min(args.jobs, args.process_jobs)
     for start in range(0, jobs, 1000):
         task.enqueue_many([(i,) for i in range(start, min(jobs, start + 1000))])
     broker = mod.app.broker
     calls_before = broker.calls
-    concurrency = {"async": 200, "thread": 16, "process": os.cpu_count() or 2}[pool]
+    # The realistic job runs at the peer harness's concurrency (async 100, threads 8).
+    concurrency = {
+        "noop": {"async": 200, "thread": 16, "process": os.cpu_count() or 2},
+        "incr": {"async": 100, "thread": 8, "process": os.cpu_count() or 2},
+    }[args.job][pool]
     ran = 0
 
     def drain() -> None:
         nonlocal ran
         ran = mod.app.run_until_idle(pool=pool, concurrency=concurrency)
 
+    cpu = time.process_time()
     seconds = timed(drain)
+    cpu = time.process_time() - cpu
     assert ran == jobs, f"ran {ran} of {jobs}"
-    emit(args, kind, pool, "drain", jobs / seconds, "jobs/s")
+    emit(args, kind, pool, f"drain_{args.job}", jobs / seconds, "jobs/s")
+    # CPU of the worker process itself (all its threads; process-pool children not included).
+    emit(args, kind, pool, "worker_cpu_per_job", cpu / jobs * 1e6, "µs")
     emit(args, kind, pool, "round_trips_per_job", (broker.calls - calls_before) / jobs, "calls")
     mod.app.close()
 
@@ -177,6 +216,13 @@ def main() -> None:
     parser.add_argument("--process-jobs", type=int, default=20_000)
     parser.add_argument("--single", type=int, default=2_000)
     parser.add_argument("--rtt", type=int, default=500)
+    parser.add_argument(
+        "--job",
+        choices=["noop", "incr"],
+        default="noop",
+        help="what each drained job does: nothing, or one Redis INCR (needs redis-py and a "
+        "server at ERRANDS_BENCH_REDIS, default redis://127.0.0.1:6379/15)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

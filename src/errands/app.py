@@ -67,7 +67,7 @@ class App:
         self.settings = base
         self.clock: Clock = clock or SystemClock()
         self.registry: dict[str, Task[..., Any]] = {}
-        self.portal = Portal()
+        self.portal = Portal(self.settings.loop)
         self._broker = broker
         self._opened: asyncio.Future[None] | None = None
         self._opened_pid = os.getpid()

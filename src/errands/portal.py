@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
 from errands.errors import BlockingCallInEventLoop
+from errands.loops import new_event_loop
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -21,7 +22,8 @@ T = TypeVar("T")
 class Portal:
     """Runs coroutines on one loop for callers in any thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, loop_kind: str = "auto") -> None:
+        self.loop_kind = loop_kind  # see errands.loops
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -40,7 +42,7 @@ class Portal:
 
     def _start(self) -> None:
         ready = threading.Event()
-        loop = asyncio.new_event_loop()
+        loop = new_event_loop(self.loop_kind)
 
         def serve() -> None:
             asyncio.set_event_loop(loop)

@@ -35,9 +35,15 @@ class Settings:
     #: Longest idle wait between claims when no wake-up arrives (a safety net, not polling).
     idle_wait: timedelta = timedelta(seconds=1)
     grace: timedelta = timedelta(seconds=30)
+    #: The event loop of workers and of the App's portal: "auto" (uvloop when installed),
+    #: "uvloop" or "asyncio".
+    loop: str = "auto"
     #: One INFO line per completed job on the `errands.jobs` logger (retries and dead letters
     #: are logged whatever this says); ERRANDS_LOG_JOBS=0 turns it off.
     log_jobs: bool = True
+    #: Process pool: jobs claimed ahead per child (leased, waiting in the worker process), so
+    #: children never wait for a claim and claims and finishes come in batches.
+    prefetch: int = 4
     #: Process pool: the hard limit is the task's timeout plus this; then the child is killed.
     hard_timeout_margin: timedelta = timedelta(seconds=5)
 

@@ -130,6 +130,11 @@ class Task(Generic[P, R]):
         )
         return Task(self.app, self.fn, self.name, self.defaults, merged)
 
+    def misfit(self, args: Sequence[Any], kwargs: dict[str, Any]) -> str | None:
+        """Why `args` and `kwargs` do not bind to the function (None when they do), decided as
+        `inspect.Signature.bind` would, without its cost on the common signature."""
+        return self._fits(args, kwargs)
+
     def call(self, *args: P.args, **kwargs: P.kwargs) -> Call:
         """A call of this task with its options, for `app.enqueue_many` across tasks."""
         return Call(self, args, dict(kwargs), self.call_options)
@@ -139,7 +144,7 @@ class Task(Generic[P, R]):
     ) -> JobSpec:
         """Encode one call as a JobSpec; raises TypeError for arguments that do not fit the
         function or that JSON cannot carry, so a bad call fails here, not in a worker."""
-        problem = self._fits(args, kwargs)
+        problem = self.misfit(args, kwargs)
         if problem:
             raise TypeError(f"arguments do not fit task {self.name}: {problem}")
         now = self.app.clock.now()

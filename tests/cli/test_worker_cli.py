@@ -59,7 +59,7 @@ def test_options_become_worker_arguments_in_their_units(
             *("worker", f"{name}:app", "--queues", "mail, default", "--concurrency", "3"),
             *("--pool", "process", "--grace", "2.5", "--lease", "10", "--processes", "2"),
             *("--max-jobs-per-child", "50", "--max-memory", "256", "--max-memory-hard", "512"),
-            *("--log-level", "WARNING"),
+            *("--prefetch", "2", "--log-level", "WARNING"),
         ],
     )
 
@@ -78,6 +78,7 @@ def test_options_become_worker_arguments_in_their_units(
         "max_jobs_per_child": 50,
         "max_memory": 256 * 1024 * 1024,
         "max_memory_hard": 512 * 1024 * 1024,
+        "prefetch": 2,
     }
 
 

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import click
 
 from errands.errors import ErrandsError
+from errands.loops import new_event_loop
 from errands.task import POOLS, PoolName
 from errands.worker.worker import Worker
 
@@ -84,6 +85,11 @@ class QueueList(_QueuesType):
     "--processes", type=click.IntRange(min=1), help="Process pool children.  [default: CPU count]"
 )
 @click.option(
+    "--prefetch",
+    type=click.IntRange(min=0),
+    help="Process pool: jobs claimed ahead per child.  [default: 4, ERRANDS_PREFETCH]",
+)
+@click.option(
     "--max-jobs-per-child",
     type=click.IntRange(min=1),
     metavar="N",
@@ -118,6 +124,7 @@ def worker_command(
     max_jobs_per_child: int | None,
     max_memory: int | None,
     max_memory_hard: int | None,
+    prefetch: int | None,
     log_level: str,
 ) -> None:
     """Run a worker for TARGET ("module:app", or ERRANDS_APP) until SIGTERM or SIGINT.
@@ -132,7 +139,7 @@ def worker_command(
     # Process-pool children import the App the way this process did.
     target.app.import_ref = target.ref
     if pool == "process" and concurrency is None:
-        # Every job runs in a child, so claim no more jobs than there are children.
+        # Every job runs in a child: one slot per child (and `prefetch` jobs waiting for each).
         concurrency = processes
     options: dict[str, Any] = {
         "queues": queues,
@@ -144,6 +151,7 @@ def worker_command(
         "max_jobs_per_child": max_jobs_per_child,
         "max_memory": max_memory * MB if max_memory is not None else None,
         "max_memory_hard": max_memory_hard * MB if max_memory_hard is not None else None,
+        "prefetch": prefetch,
     }
     try:
         # Made before the loop starts, so a bad URL is one line with no failed open left.
@@ -154,7 +162,9 @@ def worker_command(
             broker.capabilities.name,
             masked(target.app.settings.broker_url),
         )
-        worker = asyncio.run(serve(target, options))
+        kind = target.app.settings.loop
+        with asyncio.Runner(loop_factory=lambda: new_event_loop(kind)) as runner:
+            worker = runner.run(serve(target, options))
     except ErrandsError as error:
         raise click.ClickException(str(error)) from None
     finally:

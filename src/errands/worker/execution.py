@@ -60,10 +60,9 @@ def prepare(claimed: Claimed, registry: Mapping[str, Task[..., Any]]) -> Invocat
         known = ", ".join(sorted(registry)[:5]) or "none"
         unknown = LookupError(f"no task named {env.task!r} on this app (registered: {known})")
         return _dead(claimed, FailReason.UNKNOWN_TASK, ErrorKind.EXCEPTION, unknown)
-    try:
-        inspect.signature(task.fn).bind(*args, **kwargs)
-    except TypeError as error:
-        detail = TypeError(f"arguments do not fit {task.name}: {error}")
+    problem = task.misfit(args, kwargs)
+    if problem:
+        detail = TypeError(f"arguments do not fit {task.name}: {problem}")
         return _dead(claimed, FailReason.BAD_ARGUMENTS, ErrorKind.EXCEPTION, detail)
     return Invocation(task, args, kwargs, timeout or task.defaults.timeout)
 

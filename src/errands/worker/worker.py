@@ -41,7 +41,8 @@ DEFAULT_CONCURRENCY: dict[PoolName, int] = {"async": 100, "thread": 16, "process
 
 
 class Worker:
-    """Claims exactly as many jobs as it has free slots, in one call, and runs them."""
+    """Claims as many jobs as it has free slots (plus the process pool's prefetch), in one
+    call, and runs them."""
 
     def __init__(
         self,
@@ -56,6 +57,7 @@ class Worker:
         max_jobs_per_child: int | None = None,
         max_memory: int | None = None,
         max_memory_hard: int | None = None,
+        prefetch: int | None = None,
         worker_id: str | None = None,
         middleware: Sequence[Middleware] | None = None,
     ) -> None:
@@ -63,14 +65,19 @@ class Worker:
         self._hooks = Hooks(app.middleware if middleware is None else middleware)
         self.queues = tuple(queues or app.queues)
         self.forced_pool = pool
-        if concurrency is None and pool == "process" and processes:
-            concurrency = processes  # one slot per child: never claim a job no child can run
+        if concurrency is None and processes and self._pool_names() == {"process"}:
+            concurrency = processes  # one slot per child; the prefetch comes on top
         self.concurrency = concurrency or self._default_concurrency()
         self.grace = grace if grace is not None else self.settings.grace
         self.lease = lease or self.settings.lease
         self.processes = processes or min(self.concurrency, os.cpu_count() or 1)
         self.max_jobs_per_child, self.max_memory = max_jobs_per_child, max_memory
         self.max_memory_hard = max_memory_hard
+        #: Jobs claimed ahead per process-pool child, leased and waiting in this process, so a
+        #: child never waits for a claim and claims come in batches.
+        self.prefetch = self.settings.prefetch if prefetch is None else prefetch
+        #: How many jobs the worker holds at most (set when the pools start).
+        self.capacity = self.concurrency
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
         self.started_at = datetime.now(UTC)
         self.ran = 0
@@ -86,12 +93,14 @@ class Worker:
         self._claim_failures = 0
         self._liveness = LivenessLock(self.id)
 
+    def _pool_names(self) -> set[str]:
+        """The pools this worker's jobs run in."""
+        if self.forced_pool:
+            return {self.forced_pool}
+        return {t.defaults.pool for t in self.app.registry.values()}
+
     def _default_concurrency(self) -> int:
-        pools = (
-            {self.forced_pool}
-            if self.forced_pool
-            else {t.defaults.pool for t in self.app.registry.values()}
-        )
+        pools = self._pool_names()
         if pools == {"process"}:
             return os.cpu_count() or 1
         if pools == {"async"}:
@@ -183,11 +192,7 @@ class Worker:
         return self.ran
 
     async def _start_pools(self) -> None:
-        wanted = (
-            {self.forced_pool}
-            if self.forced_pool
-            else {t.defaults.pool for t in self.app.registry.values()}
-        )
+        wanted = self._pool_names()
         self._pools["async"] = CoroutinePool()
         self._pools["thread"] = ThreadPool(self.concurrency, on_too_stuck=self._too_stuck)
         if "process" in wanted:
@@ -201,11 +206,17 @@ class Worker:
             )
         for pool in self._pools.values():
             await pool.start()
+        if "process" in self._pools:
+            self.capacity = self.concurrency + self.processes * self.prefetch
 
     async def _claim_loop(self, broker: Broker, until_idle: bool) -> None:
+        # With prefetch, claim once a batch of slots is free (or a pool slot is idle), not a
+        # job at a time: one claim per batch, and a child never waits for one.
+        batch = max(1, (self.capacity - self.concurrency + 1) // 2)
         while not self._stopping.is_set():
-            free = self.concurrency - len(self._running)
-            if free <= 0:
+            held = len(self._running)
+            free = self.capacity - held
+            if free <= 0 or (free < batch and held >= self.concurrency):
                 self._slot_free.clear()
                 await self._first(self._slot_free.wait(), self._stopping.wait())
                 continue

@@ -27,6 +27,7 @@ from errands.brokers.contract import (
 )
 from errands.brokers.sqlite import leases, maintenance, reads, writes
 from errands.brokers.sqlite.database import Database
+from errands.brokers.sqlite.grouping import GroupCommit
 from errands.brokers.sqlite.rows import at_ms, jobs_from_rows, lease_from_row, ms_at
 from errands.brokers.sqlite.wakeup import DONE, READY, Wakeup
 from errands.clock import Clock, SystemClock, to_ms
@@ -86,6 +87,7 @@ class SQLiteBroker:
             max_page_count=max_page_count,
         )
         self._wakeup = Wakeup(self.path)
+        self._group = GroupCommit(self._enqueue_now)
         self._opened = False
 
     @classmethod
@@ -127,9 +129,13 @@ class SQLiteBroker:
     # -- producing -----------------------------------------------------------------------------
 
     async def enqueue_many(self, specs: Sequence[JobSpec]) -> list[Enqueued]:
-        """Store every spec in one transaction; see Broker.enqueue_many."""
+        """Store every spec in one transaction (shared with the enqueues of other tasks of this
+        process that arrive meanwhile: group commit); see Broker.enqueue_many."""
         if not specs:
             return []
+        return await self._group.enqueue(specs)
+
+    async def _enqueue_now(self, specs: Sequence[JobSpec]) -> list[Enqueued]:
         enqueued = await self._db.write(writes.enqueue, specs, self._now_ms())
         if not all(item.duplicate for item in enqueued):
             self._wakeup.notify(READY)
@@ -141,7 +147,7 @@ class SQLiteBroker:
         """Lease up to `options.n` jobs in one transaction; see Broker.claim."""
         if options.n <= 0:
             return []
-        rows = await self._db.write(leases.claim, options, self._now_ms())
+        rows = await self._db.write_lightly(leases.claim, options, self._now_ms())
         return _claimed(rows)
 
     async def extend(
@@ -153,7 +159,7 @@ class SQLiteBroker:
         progress: Mapping[JobId, Progress],
     ) -> Extended:
         """Push back every held lease in one transaction; see Broker.extend."""
-        kept, cancels, expires_ms = await self._db.write(
+        kept, cancels, expires_ms = await self._db.write_lightly(
             leases.extend,
             leases_held,
             lease_ms=to_ms(lease),
@@ -221,7 +227,7 @@ class SQLiteBroker:
         workers_gone: Sequence[str] = (),
     ) -> list[Claimed]:
         """Take over expired leases and those of gone workers; see Broker.reclaim."""
-        rows = await self._db.write(
+        rows = await self._db.write_lightly(
             leases.reclaim,
             limit,
             workers_gone,
@@ -232,7 +238,7 @@ class SQLiteBroker:
 
     async def promote(self, *, limit: int) -> int:
         """Due scheduled and retryable jobs become available; see Broker.promote."""
-        moved = await self._db.write(maintenance.promote, limit, self._now_ms())
+        moved = await self._db.write_lightly(maintenance.promote, limit, self._now_ms())
         if moved:
             self._wakeup.notify(READY)
         return moved

@@ -96,6 +96,10 @@ class Database:
         self.busy_timeout = busy_timeout
         self.max_page_count = max_page_count
         self.calls = 0
+        #: Writes whose loss at a power cut costs nothing (a lost claim or extend only means the
+        #: job is claimed again) skip the fsync; the next durable commit syncs them too.
+        self.light = "NORMAL" if self.synchronous in ("FULL", "EXTRA") else self.synchronous
+        self._writer_mode = self.synchronous  # the writer connection's; its thread's alone
         self._writer = _Lane("errands-sqlite-write", self._connect_writer)
         self._reader = _Lane("errands-sqlite-read", self._connect_reader)
         self._pid = os.getpid()
@@ -155,10 +159,44 @@ class Database:
     ) -> T:
         """Run `work` in one BEGIN IMMEDIATE transaction on the writer thread; commit or roll
         back as a whole."""
+        return await self._write(self.synchronous, work, *args, **kwargs)
+
+    async def write_lightly(
+        self,
+        work: Callable[Concatenate[sqlite3.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Like `write`, for a write whose loss at a power cut (not a process crash) costs
+        nothing but a repeat: committed without waiting for the disk (synchronous=NORMAL), and
+        made durable by the next `write`'s sync of the log."""
+        return await self._write(self.light, work, *args, **kwargs)
+
+    async def _write(
+        self,
+        mode: str,
+        work: Callable[Concatenate[sqlite3.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
         self.calls += 1
         if self._pid != os.getpid():
             self._after_fork()
-        return await self._writer.run(self._transaction, "BEGIN IMMEDIATE", work, *args, **kwargs)
+        return await self._writer.run(self._in_mode, mode, work, *args, **kwargs)
+
+    def _in_mode(
+        self,
+        connection: sqlite3.Connection,
+        mode: str,
+        work: Callable[Concatenate[sqlite3.Connection, P], T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        if mode != self._writer_mode:
+            connection.execute(f"PRAGMA synchronous = {mode}")  # outside any transaction
+            self._writer_mode = mode
+        return self._transaction(connection, "BEGIN IMMEDIATE", work, *args, **kwargs)
 
     async def read(
         self,
@@ -177,6 +215,7 @@ class Database:
         # may checkpoint) a connection carried across fork: keep the old lanes unreachable
         # but alive, and open new ones in this process.
         _CARRIED_ACROSS_FORK.extend((self._writer, self._reader))
+        self._writer_mode = self.synchronous
         self._writer = _Lane("errands-sqlite-write", self._connect_writer)
         self._reader = _Lane("errands-sqlite-read", self._connect_reader)
         self._pid = os.getpid()

@@ -9,12 +9,12 @@ executor joins its threads at exit, so one stuck job would hold a stopping worke
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from typing import Any
 
 from errands.brokers.contract import Claimed
@@ -45,14 +45,15 @@ class ThreadPool:
     async def start(self) -> None:
         """Create the executor (threads start on demand)."""
         if self._executor is None:
-            self._executor = DaemonExecutor(self.size + self.max_stuck)
+            self._executor = DaemonExecutor(self.size + self.max_stuck, asyncio.get_running_loop())
 
     async def run(self, claimed: Claimed, invocation: Invocation) -> Outcome:
         """Run the function in a thread; at its timeout, fail the attempt and count the thread."""
         await self.start()
         assert self._executor is not None
-        call = functools.partial(attempt, claimed, invocation)
-        future: asyncio.Future[Outcome] = asyncio.wrap_future(self._executor.submit(call))
+        future: asyncio.Future[Outcome] = self._executor.submit(
+            functools.partial(attempt, claimed, invocation)
+        )
         limit = invocation.timeout.total_seconds() if invocation.timeout else None
         done, _ = await asyncio.wait({future}, timeout=limit)
         if not done:
@@ -83,20 +84,28 @@ class ThreadPool:
 
 
 class DaemonExecutor:
-    """Up to `max_workers` daemon threads, started on demand, fed from one queue."""
+    """Up to `max_workers` daemon threads, started on demand, fed from one queue.
 
-    def __init__(self, max_workers: int) -> None:
-        self._max = max_workers
-        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = (
+    Results go back to `loop` in batches: a thread that finishes while a delivery is already on
+    its way adds to it instead of waking the loop again, so a busy pool costs one wake-up per
+    batch of jobs, not one per job.
+    """
+
+    def __init__(self, max_workers: int, loop: asyncio.AbstractEventLoop) -> None:
+        self._max, self._loop = max_workers, loop
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], asyncio.Future[Any]] | None] = (
             queue.SimpleQueue()
         )
         self._lock = threading.Lock()
         self._threads = 0
         self._idle = 0
+        self._done: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        self._delivering = False
 
-    def submit(self, call: Callable[[], Any]) -> Future[Any]:
-        """Run `call` on a pool thread; its Future carries the value or the exception."""
-        future: Future[Any] = Future()
+    def submit(self, call: Callable[[], Any]) -> asyncio.Future[Any]:
+        """Run `call` on a pool thread; the returned future (of the loop) carries its value or
+        exception. Call from the loop's thread."""
+        future = self._loop.create_future()
         with self._lock:
             if self._idle == 0 and self._threads < self._max:
                 self._threads += 1
@@ -109,13 +118,33 @@ class DaemonExecutor:
     def _serve(self) -> None:
         while (item := self._jobs.get()) is not None:
             call, future = item
-            if future.set_running_or_notify_cancel():
+            if not future.cancelled():  # a benign race: at worst a cancelled call still runs
                 try:
-                    future.set_result(call())
+                    self._finished(future, True, call())
                 except BaseException as error:  # delivered to the awaiting job, never lost here
-                    future.set_exception(error)
+                    self._finished(future, False, error)
             with self._lock:
                 self._idle += 1
+
+    def _finished(self, future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+        with self._lock:
+            self._done.append((future, ok, value))
+            if self._delivering:
+                return
+            self._delivering = True
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            self._loop.call_soon_threadsafe(self._deliver)
+
+    def _deliver(self) -> None:
+        with self._lock:
+            done, self._done, self._delivering = self._done, [], False
+        for future, ok, value in done:
+            if future.done():
+                continue  # its job was cancelled meanwhile
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
 
     def shutdown(self) -> None:
         """Ask idle threads to end; busy ones end after their call (or with the process)."""

@@ -9,6 +9,7 @@ import psutil
 import pytest
 
 import errands
+from errands.brokers.contract import ClaimOptions
 from errands.job import ErrorKind, FailReason, JobState
 from errands.worker.pools.processes import ProcessPool
 from tests.unit.worker.conftest import run_worker
@@ -108,3 +109,36 @@ def test_children_are_gone_after_the_worker_stops() -> None:
     pool = worker.pool("process")
     assert isinstance(pool, ProcessPool)
     assert pool.pids == []
+
+
+def test_jobs_are_prefetched_per_child_so_claims_come_in_batches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    handles = procapp.cpu.enqueue_many([(10,)] * 24)
+    broker = procapp.app.broker
+    claims: list[int] = []
+    claim = broker.claim
+
+    async def counted(options: ClaimOptions) -> list[errands.Claimed]:
+        got = await claim(options)
+        if got:
+            claims.append(len(got))
+        return got
+
+    monkeypatch.setattr(broker, "claim", counted)
+
+    worker = run_worker(procapp.app, processes=1, prefetch=3)
+
+    assert worker.capacity == 1 + 3
+    assert sum(claims) == 24
+    assert len(claims) <= 24 // 2  # one claim per two jobs at most, not one per job
+    assert all(h.result(timeout=WITHIN)["value"] == 285 for h in handles)
+
+
+def test_without_prefetch_a_worker_holds_no_more_jobs_than_its_children() -> None:
+    procapp.cpu.enqueue_many([(10,)] * 3)
+
+    worker = run_worker(procapp.app, processes=1, prefetch=0)
+
+    assert worker.capacity == 1
+    assert worker.ran == 3

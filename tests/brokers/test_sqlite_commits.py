@@ -1,0 +1,101 @@
+"""How the SQLite broker commits: concurrent enqueues share one durable commit (group commit),
+and writes whose loss costs only a repeat (claims, extends, reclaims) skip the fsync."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from errands.brokers.contract import ClaimOptions, Enqueued
+from errands.brokers.sqlite.broker import SQLiteBroker
+from errands.errors import BrokerFull
+from errands.job import JobSpec, new_job_id
+
+FULL, NORMAL = 2, 1  # PRAGMA synchronous
+
+
+def spec(key: str | None = None) -> JobSpec:
+    return JobSpec(
+        id=new_job_id(), task="noop", queue="default", payload=b"{}", idempotency_key=key
+    )
+
+
+@pytest.fixture
+async def broker(tmp_path: Path) -> AsyncIterator[SQLiteBroker]:
+    opened = SQLiteBroker(tmp_path / "errands.db")
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def synchronous(connection: sqlite3.Connection) -> int:
+    return int(connection.execute("PRAGMA synchronous").fetchone()[0])
+
+
+async def test_concurrent_enqueues_share_commits_and_each_gets_its_own_replies(
+    broker: SQLiteBroker,
+) -> None:
+    calls = [[spec(), spec()] for _ in range(40)]
+    before = broker._group.groups
+
+    replies = await asyncio.gather(*[broker.enqueue_many(specs) for specs in calls])
+
+    assert replies == [[Enqueued(s.id) for s in specs] for specs in calls]
+    assert broker._group.groups - before < len(calls)  # some calls shared a commit
+    stored = await broker.get([s.id for specs in calls for s in specs])
+    assert len(stored) == 80
+
+
+async def test_a_key_taken_by_an_earlier_call_of_the_same_group_is_a_duplicate(
+    broker: SQLiteBroker,
+) -> None:
+    first, second = spec("order-7"), spec("order-7")
+
+    one, two = await asyncio.gather(broker.enqueue_many([first]), broker.enqueue_many([second]))
+
+    assert (one, two) == ([Enqueued(first.id)], [Enqueued(first.id, duplicate=True)])
+
+
+async def test_a_call_that_fails_does_not_fail_the_calls_that_shared_its_group(
+    tmp_path: Path,
+) -> None:
+    capped = SQLiteBroker(tmp_path / "capped.db", max_page_count=40)
+    await capped.open()
+    try:
+        huge = [JobSpec(id=new_job_id(), task="t", queue="q", payload=b"x" * 400_000)]
+        small = [spec()]
+        results = await asyncio.gather(
+            capped.enqueue_many(small), capped.enqueue_many(huge), return_exceptions=True
+        )
+        assert results[0] == [Enqueued(small[0].id)]
+        assert isinstance(results[1], BrokerFull)
+        assert [job.id for job in await capped.get([small[0].id])] == [small[0].id]
+    finally:
+        await capped.close()
+
+
+async def test_claims_and_extends_skip_the_fsync_and_outcomes_and_enqueues_keep_it(
+    broker: SQLiteBroker,
+) -> None:
+    assert await broker._db.write_lightly(synchronous) == NORMAL
+    assert await broker._db.write(synchronous) == FULL
+    await broker.enqueue_many([spec()])
+    await broker.claim(ClaimOptions(["default"], 1, timedelta(seconds=30), "w"))
+    assert await broker._db.write(synchronous) == FULL  # back to durable for the next write
+
+
+async def test_a_database_opened_with_normal_commits_never_syncs_more(tmp_path: Path) -> None:
+    relaxed = SQLiteBroker(tmp_path / "relaxed.db", synchronous="NORMAL")
+    await relaxed.open()
+    try:
+        assert await relaxed._db.write(synchronous) == NORMAL
+        assert await relaxed._db.write_lightly(synchronous) == NORMAL
+    finally:
+        await relaxed.close()
