@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import click
 
+from errands.cli.logs import configure_logging, flush_logs_every
 from errands.errors import ErrandsError
 from errands.loops import new_event_loop
 from errands.task import POOLS, PoolName
@@ -200,9 +201,11 @@ async def serve(target: Target, options: dict[str, Any]) -> Worker:
         loop.add_signal_handler(signum, on_signal, signum)
     for signum in _EARLY:  # a stop asked for while the app was still loading
         on_signal(signum)
+    flushing = loop.create_task(flush_logs_every())
     try:
         await worker.run()
     finally:
+        flushing.cancel()
         for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
         # Closed here, on its own loop, so the exit-time close has nothing left to do.
@@ -260,15 +263,6 @@ def restart() -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     os.execv(sys.executable, args)
-
-
-def configure_logging(level: str) -> None:
-    """One line per event on stderr, with time, level and logger."""
-    logging.basicConfig(
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
-    logging.getLogger().setLevel(level.upper())
 
 
 def masked(url: str) -> str:

@@ -81,10 +81,17 @@ def attempt(claimed: Claimed, invocation: Invocation) -> Outcome:
 
 async def attempt_async(claimed: Claimed, invocation: Invocation) -> Outcome:
     """Await a coroutine function on the running loop, cancelled at its time limit."""
-    limit = invocation.timeout.total_seconds() if invocation.timeout else None
-    try:
-        async with asyncio.timeout(limit) as scope:
+    if invocation.timeout is None:  # the common case, without a timeout scope's cost
+        try:
             value: Any = invocation.task.fn(*invocation.args, **invocation.kwargs)
+            if inspect.iscoroutine(value):
+                value = await value
+        except (Exception, SystemExit) as error:
+            return raised(claimed, invocation, error)
+        return completed(claimed, value)
+    try:
+        async with asyncio.timeout(invocation.timeout.total_seconds()) as scope:
+            value = invocation.task.fn(*invocation.args, **invocation.kwargs)
             if inspect.iscoroutine(value):
                 value = await value
     except (Exception, SystemExit) as error:

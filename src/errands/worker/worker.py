@@ -89,6 +89,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._forced = asyncio.Event()
         self._slot_free = asyncio.Event()
+        self._executing = asyncio.Semaphore(self.concurrency)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._claim_failures = 0
         self._liveness = LivenessLock(self.id)
@@ -121,6 +122,7 @@ class Worker:
         if self._stopping.is_set():
             self._forced.set()
         self._stopping.set()
+        self._slot_free.set()  # wakes a claim loop waiting for a slot
         self.restart_requested = self.restart_requested or restart
 
     @property
@@ -218,7 +220,7 @@ class Worker:
             free = self.capacity - held
             if free <= 0 or (free < batch and held >= self.concurrency):
                 self._slot_free.clear()
-                await self._first(self._slot_free.wait(), self._stopping.wait())
+                await self._slot_free.wait()  # a stop sets it too: one event, no tasks
                 continue
             claimed = await self._claim(broker, free)
             for one in claimed:
@@ -285,6 +287,14 @@ class Worker:
         self._completer.add(outcome, now=not self._running)
 
     async def _outcome_of(self, claimed: Claimed) -> Outcome:
+        if self.capacity > self.concurrency:
+            # Prefetched jobs wait here: never more than `concurrency` run at once, whatever
+            # pool they run in (the headroom is for the process pool's queue).
+            async with self._executing:
+                return await self._run_one(claimed)
+        return await self._run_one(claimed)
+
+    async def _run_one(self, claimed: Claimed) -> Outcome:
         prepared = prepare(claimed, self.app.registry)
         if not isinstance(prepared, Invocation):
             return prepared  # dead-lettered; the JobLog middleware says why

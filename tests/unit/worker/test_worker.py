@@ -19,7 +19,7 @@ import errands
 from errands import envelope
 from errands.job import ErrorKind, FailReason, JobSpec, JobState, new_job_id
 from errands.settings import Settings
-from tests.unit.worker.conftest import insert
+from tests.unit.worker.conftest import insert, run_worker
 
 WITHIN = timedelta(seconds=10)
 AT_ONCE = errands.RetryPolicy(base=timedelta(0))
@@ -461,3 +461,28 @@ async def test_a_running_job_cancelled_by_request_ends_cancelled() -> None:
     finally:
         await app.close_async()
         app.close()
+
+
+def test_prefetched_jobs_never_run_more_than_concurrency_at_once() -> None:
+    from tests.unit.worker.pools import procapp
+
+    running: list[int] = []
+    most = 0
+
+    @procapp.app.task(name="tests.unit.worker.crowd")
+    async def crowd() -> None:
+        nonlocal most
+        running.append(1)
+        most = max(most, len(running))
+        await asyncio.sleep(0.01)
+        running.pop()
+
+    try:
+        crowd.enqueue_many([()] * 30)
+        worker = run_worker(procapp.app, concurrency=2, processes=1, prefetch=4)
+    finally:
+        del procapp.app.registry["tests.unit.worker.crowd"]
+
+    assert worker.capacity > worker.concurrency == 2  # the process pool's headroom is there
+    assert worker.ran == 30
+    assert most == 2  # but it never lets more than two jobs run
