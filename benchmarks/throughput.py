@@ -9,6 +9,7 @@ round trip (enqueue to result) p50/p99 with the worker in its own process. The d
 no-ops, or with `--job incr` the realistic job: one Redis INCR each (`pip install redis`).
 
     python benchmarks/throughput.py --broker sqlite --job incr
+    BENCH_SQLITE_SYNCHRONOUS=NORMAL python benchmarks/throughput.py --broker sqlite
 """
 
 from __future__ import annotations
@@ -62,8 +63,13 @@ def fresh_app(url: str) -> Any:
     return module
 
 
+SYNCHRONOUS = os.environ.get("BENCH_SQLITE_SYNCHRONOUS", "FULL")
+
+
 def broker_url(kind: str, tmp: Path, name: str) -> str:
-    return "memory://" if kind == "memory" else f"sqlite:///{tmp / name}.db"
+    if kind == "memory":
+        return "memory://"
+    return f"sqlite:///{tmp / name}.db?synchronous={SYNCHRONOUS}"
 
 
 def timed(fn: Callable[[], Any]) -> float:
