@@ -14,7 +14,6 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -37,17 +36,6 @@ SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 def spec(queue: str = "default", payload: bytes = b"{}") -> JobSpec:
     return JobSpec(id=new_job_id(), task="noop", queue=queue, payload=payload)
-
-
-@pytest.fixture
-async def broker(tmp_path: Path) -> AsyncIterator[SQLiteBroker]:
-    """An opened broker on a fresh file, on the real clock (wake-ups are about real time)."""
-    opened = SQLiteBroker(tmp_path / "errands.db")
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 def total_jobs(path: Path) -> int:

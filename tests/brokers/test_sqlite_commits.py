@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-
-import pytest
 
 from errands.brokers.contract import ClaimOptions, Enqueued
 from errands.brokers.sqlite.broker import SQLiteBroker
@@ -23,16 +20,6 @@ def spec(key: str | None = None) -> JobSpec:
     return JobSpec(
         id=new_job_id(), task="noop", queue="default", payload=b"{}", idempotency_key=key
     )
-
-
-@pytest.fixture
-async def broker(tmp_path: Path) -> AsyncIterator[SQLiteBroker]:
-    opened = SQLiteBroker(tmp_path / "errands.db")
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 def synchronous(connection: sqlite3.Connection) -> int:

@@ -80,19 +80,11 @@ def report(name: str, figures: list[float], target: float) -> None:
     )
 
 
+@pytest.mark.parametrize("kills", [3, pytest.param(20, marks=pytest.mark.slow)])
 def test_a_killed_workers_job_runs_again_within_5_s_with_default_settings(
-    app: errands.App, chaos_workers: ChaosWorkers, chaos_ledger: TimedLedger
+    app: errands.App, chaos_workers: ChaosWorkers, chaos_ledger: TimedLedger, kills: int
 ) -> None:
-    delays = rerun_delays(app, chaos_workers, chaos_ledger, kills=3)
-    report("re-run after SIGKILL", delays, RERUN_TARGET)
-    assert max(delays) <= RERUN_TARGET
-
-
-@pytest.mark.slow
-def test_twenty_kills_rerun_within_5_s_with_default_settings(
-    app: errands.App, chaos_workers: ChaosWorkers, chaos_ledger: TimedLedger
-) -> None:
-    delays = rerun_delays(app, chaos_workers, chaos_ledger, kills=20)
+    delays = rerun_delays(app, chaos_workers, chaos_ledger, kills=kills)
     report("re-run after SIGKILL", delays, RERUN_TARGET)
     assert max(delays) <= RERUN_TARGET
 
