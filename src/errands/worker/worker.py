@@ -32,14 +32,13 @@ from errands.worker.pools.base import Pool
 from errands.worker.pools.coroutines import CoroutinePool
 from errands.worker.pools.processes import ProcessPool
 from errands.worker.pools.threads import ThreadPool
+from errands.worker.prefetch import Prefetch
 
 if TYPE_CHECKING:
     from errands.app import App
 
 log = logging.getLogger("errands.worker")
 DEFAULT_CONCURRENCY: dict[PoolName, int] = {"async": 100, "thread": 16, "process": 0}
-#: Prefetch no more per child than it starts within this long at the recent pace.
-PREFETCH_WINDOW = 0.1
 
 
 class Worker:
@@ -75,12 +74,10 @@ class Worker:
         self.processes = processes or min(self.concurrency, os.cpu_count() or 1)
         self.max_jobs_per_child, self.max_memory = max_jobs_per_child, max_memory
         self.max_memory_hard = max_memory_hard
-        #: Jobs claimed ahead per process-pool child, leased and waiting in this process, so a
-        #: child never waits for a claim and claims come in batches.
-        self.prefetch = self.settings.prefetch if prefetch is None else prefetch
-        #: How many jobs the worker holds at most (set when the pools start); the prefetch in
-        #: use shrinks with slow jobs (see _headroom).
-        self.capacity = self.concurrency
+        #: Jobs held ahead for the process pool's children (see prefetch.py).
+        self.prefetch = Prefetch(
+            self.concurrency, self.settings.prefetch if prefetch is None else prefetch
+        )
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
         self.started_at = datetime.now(UTC)
         self.ran = 0
@@ -92,9 +89,6 @@ class Worker:
         self._stopping = asyncio.Event()
         self._forced = asyncio.Event()
         self._slot_free = asyncio.Event()
-        self._executing = asyncio.Semaphore(self.concurrency)
-        self._waiting: set[JobId] = set()  # prefetched jobs not started yet
-        self._pace: float | None = None  # recent seconds per job, for the prefetch
         self._loop: asyncio.AbstractEventLoop | None = None
         self._claim_failures = 0
         self._liveness = LivenessLock(self.id)
@@ -129,6 +123,11 @@ class Worker:
         self._stopping.set()
         self._slot_free.set()  # wakes a claim loop waiting for a slot
         self.restart_requested = self.restart_requested or restart
+
+    @property
+    def capacity(self) -> int:
+        """The most jobs this worker holds at once (its concurrency plus the prefetch)."""
+        return self.prefetch.capacity
 
     @property
     def running(self) -> int:
@@ -214,13 +213,13 @@ class Worker:
         for pool in self._pools.values():
             await pool.start()
         if "process" in self._pools:
-            self.capacity = self.concurrency + self.processes * self.prefetch
+            self.prefetch.start(self.processes)
 
     async def _claim_loop(self, broker: Broker, until_idle: bool) -> None:
         # With prefetch, claim once a batch of slots is free (or a pool slot is idle), not a
         # job at a time: one claim per batch, and a child never waits for one.
         while not self._stopping.is_set():
-            headroom = self._headroom()
+            headroom = self.prefetch.headroom()
             batch = max(1, (headroom + 1) // 2)
             held = len(self._running)
             free = self.concurrency + headroom - held
@@ -241,19 +240,6 @@ class Worker:
                 self._slot_free.wait(),
                 self._stopping.wait(),
             )
-
-    def _headroom(self) -> int:
-        """Jobs to hold beyond `concurrency`: the prefetch, but only as many per child as it can
-        start within PREFETCH_WINDOW at the recent pace, so a job never waits long behind a
-        slow one (a released job is claimed again at once by a worker with room)."""
-        if self.capacity == self.concurrency or self._pace is None:
-            return 0  # no process pool, or no job timed yet: learn the pace first
-        per_child = min(self.prefetch, int(PREFETCH_WINDOW / max(self._pace, 1e-6)))
-        return self.processes * per_child
-
-    def _took(self, seconds: float) -> None:
-        """Fold one job's run time into the pace (an exponential moving average)."""
-        self._pace = seconds if self._pace is None else 0.8 * self._pace + 0.2 * seconds
 
     async def _claim(self, broker: Broker, n: int) -> list[Claimed]:
         """Claim up to `n` jobs; a broker error (locked, full, gone) is logged and waited out,
@@ -306,22 +292,9 @@ class Worker:
         self._completer.add(outcome, now=not self._running)
 
     async def _outcome_of(self, claimed: Claimed) -> Outcome:
-        if self.capacity == self.concurrency:
-            return await self._run_one(claimed)
-        # Prefetched jobs wait here: never more than `concurrency` run at once, whatever pool
-        # they run in (the headroom is for the process pool's queue). A stop releases the ones
-        # still waiting at once: they have not started, so the grace is not theirs.
-        self._waiting.add(claimed.job.id)
-        try:
-            await self._executing.acquire()
-        finally:
-            self._waiting.discard(claimed.job.id)
-        began = time.monotonic()
-        try:
-            return await self._run_one(claimed)
-        finally:
-            self._executing.release()
-            self._took(time.monotonic() - began)
+        if self.prefetch.capacity == self.concurrency:
+            return await self._run_one(claimed)  # no prefetch: no gate to pass
+        return await self.prefetch.run(claimed.job.id, lambda: self._run_one(claimed))
 
     async def _run_one(self, claimed: Claimed) -> Outcome:
         prepared = prepare(claimed, self.app.registry)
@@ -389,7 +362,7 @@ class Worker:
 
     async def _shutdown(self, helpers: list[asyncio.Task[None]]) -> None:
         self._stopping.set()
-        for job_id in list(self._waiting):
+        for job_id in self.prefetch.waiting:  # not started: released now, not after the grace
             self._why_stopped[job_id] = "shutdown"
             self._running[job_id].cancel()
         if self._running:
