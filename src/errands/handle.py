@@ -114,7 +114,7 @@ async def wait_async(
             raise JobNotFound(handle.id)
         if job.state not in TERMINAL_STATES:
             raise await _timed_out(app, job, waited)
-        values.append(result_of(job, waited))
+        values.append(result_of(job))
     return values
 
 
@@ -142,8 +142,8 @@ async def _timed_out(app: App, job: Job, waited: timedelta) -> ResultTimeout:
     )
 
 
-def result_of(job: Job, waited: timedelta) -> Any:
-    """A terminal job's value, or the matching error."""
+def result_of(job: Job) -> Any:
+    """A terminal job's value, or the matching error (wait_async handles a job still waiting)."""
     if job.state is JobState.COMPLETED:
         if job.result is None:
             raise ResultExpired(job.id, job.state, "result_expired", "", "result expired", "")
@@ -160,4 +160,4 @@ def result_of(job: Job, waited: timedelta) -> Any:
         )
     if job.state is JobState.CANCELLED:
         raise JobCancelled(job.id, job.state, job.cancel_reason, "", "job was cancelled", "")
-    raise ResultTimeout(job.id, waited, job.state)
+    raise ValueError(f"job {job.id} is {job.state}, not terminal: it has no result yet")

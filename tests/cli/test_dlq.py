@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -14,7 +13,7 @@ from click.testing import CliRunner, Result
 from errands import JobHandle, JobState
 from errands.cli import dlq
 from errands.cli.main import main
-from tests.cli.conftest import AppModules, requires_sqlite
+from tests.cli.conftest import AppModules
 
 WIDE = {"COLUMNS": "250"}  # rich tables wrap to 80 columns when not on a terminal
 
@@ -184,20 +183,3 @@ def test_purge_asks_first_and_a_no_keeps_everything(runner: CliRunner, shop: Sho
 
     assert accepted.exit_code == 0
     assert "deleted 5 failed jobs" in accepted.output
-
-
-@requires_sqlite
-@pytest.mark.parametrize(
-    "command", [["list"], ["retry", "--all"], ["purge", "--yes"]], ids=lambda c: c[0]
-)
-def test_a_missing_database_exits_1_naming_its_absolute_path_and_is_not_created(
-    runner: CliRunner, modules: AppModules, tmp_path: Path, command: list[str]
-) -> None:
-    name, _ = modules.shop("sqlite:///errands.db")  # relative: resolved in the current directory
-    expected = (tmp_path / "errands.db").resolve()
-
-    result = runner.invoke(main, ["dlq", command[0], f"{name}:app", *command[1:]])
-
-    assert result.exit_code == 1
-    assert f"Error: no errands database at {expected}" in result.output
-    assert list(tmp_path.glob("errands.db*")) == []

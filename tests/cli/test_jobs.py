@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -11,7 +10,7 @@ from click.testing import CliRunner
 
 from errands import JobState
 from errands.cli.main import main
-from tests.cli.conftest import AppModules, requires_sqlite
+from tests.cli.conftest import AppModules
 
 WIDE = {"COLUMNS": "250"}
 
@@ -107,20 +106,3 @@ def test_cancel_with_an_unknown_id_cancels_nothing(
     assert result.exit_code == 1
     assert "no job with id 'ghost'" in result.output
     assert waiting.refresh().state is JobState.AVAILABLE
-
-
-@requires_sqlite
-@pytest.mark.parametrize(
-    "command", [["list"], ["show", "some-id"], ["cancel", "some-id"]], ids=lambda c: c[0]
-)
-def test_a_missing_database_exits_1_naming_its_absolute_path_and_is_not_created(
-    runner: CliRunner, modules: AppModules, tmp_path: Path, command: list[str]
-) -> None:
-    name, _ = modules.shop("sqlite:///errands.db")  # relative: resolved in the current directory
-    expected = (tmp_path / "errands.db").resolve()
-
-    result = runner.invoke(main, ["jobs", command[0], f"{name}:app", *command[1:]])
-
-    assert result.exit_code == 1
-    assert f"Error: no errands database at {expected}" in result.output
-    assert list(tmp_path.glob("errands.db*")) == []

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 import errands
 from errands.cli.main import main
 from errands.cli.target import TargetError, load_target, split_ref
-from tests.cli.conftest import AppModules
+from tests.cli.conftest import AppModules, requires_sqlite
 
 APP = "import errands\napp = errands.App('memory://')\n"
 
@@ -124,3 +124,29 @@ def test_app_dir_puts_another_directory_first_on_sys_path(
 
     assert missing.exit_code == 2
     assert found.exit_code == 0, found.output
+
+
+@requires_sqlite
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["jobs", "list"],
+        ["jobs", "show", "some-id"],
+        ["jobs", "cancel", "some-id"],
+        ["dlq", "list"],
+        ["dlq", "retry", "--all"],
+        ["dlq", "purge", "--yes"],
+    ],
+    ids=" ".join,
+)
+def test_a_missing_database_exits_1_naming_its_absolute_path_and_is_not_created(
+    runner: CliRunner, modules: AppModules, tmp_path: Path, command: list[str]
+) -> None:
+    name, _ = modules.shop("sqlite:///errands.db")  # relative: resolved in the current directory
+    expected = (tmp_path / "errands.db").resolve()
+
+    result = runner.invoke(main, [*command[:2], f"{name}:app", *command[2:]])
+
+    assert result.exit_code == 1
+    assert f"Error: no errands database at {expected}" in result.output
+    assert list(tmp_path.glob("errands.db*")) == []
