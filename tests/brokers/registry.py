@@ -10,6 +10,9 @@ cleanup of what a test left on it. What a broker does not do is declared in its 
 
 from __future__ import annotations
 
+import hashlib
+import os
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,3 +43,51 @@ def register(entry: Entry) -> None:
 
 register(Entry("memory", lambda directory: "memory://", shared=False))
 register(Entry("sqlite", lambda directory: f"sqlite:///{directory / 'errands.db'}"))
+
+
+#: The shared Redis of the machine (CI starts it); tests keep apart by key prefix.
+REDIS_URL = os.environ.get("ERRANDS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _redis_unavailable() -> str | None:
+    try:
+        import redis
+    except ImportError:
+        return "redis-py is not installed (pip install -e '.[test]')"
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except (OSError, redis.RedisError) as error:
+        return f"no Redis at {REDIS_URL}: {error}"
+    finally:
+        client.close()
+    return None
+
+
+#: Per test session, so keys a crashed earlier run left behind are never read as this run's.
+_SESSION = uuid.uuid4().hex[:8]
+
+
+def _redis_url(directory: Path) -> str:
+    # The same directory gives the same prefix: a second broker opens the same storage.
+    digest = hashlib.sha1(str(directory).encode()).hexdigest()[:12]
+    return f"{REDIS_URL}?prefix=test-{_SESSION}-{digest}"
+
+
+def _redis_cleanup(url: str) -> None:
+    import redis
+
+    from errands.brokers.redis.keys import Keys
+    from errands.brokers.redis.url import parse_url
+
+    parsed = parse_url(url)
+    client = redis.Redis.from_url(parsed.connect)
+    try:
+        doomed = list(client.scan_iter(match=Keys(parsed.prefix).pattern(), count=1000))
+        for start in range(0, len(doomed), 1000):
+            client.delete(*doomed[start : start + 1000])
+    finally:
+        client.close()
+
+
+register(Entry("redis", _redis_url, _redis_unavailable, _redis_cleanup))

@@ -25,11 +25,27 @@ def _open_sqlite(url: str, clock: Clock) -> Broker:
     return SQLiteBroker.from_url(url, clock=clock)
 
 
-OPENERS: Final[Mapping[str, Opener]] = {"memory": _open_memory, "sqlite": _open_sqlite}
+def _open_redis(url: str, clock: Clock) -> Broker:
+    try:
+        from errands.brokers.redis.broker import RedisBroker
+    except ImportError as error:  # the client is an optional extra
+        raise ImportError(
+            f"the Redis broker needs redis-py: pip install 'errands[redis]' ({error})"
+        ) from error
+    return RedisBroker.from_url(url, clock=clock)
+
+
+OPENERS: Final[Mapping[str, Opener]] = {
+    "memory": _open_memory,
+    "sqlite": _open_sqlite,
+    "redis": _open_redis,
+    "rediss": _open_redis,
+}
 
 
 def from_url(url: str, *, clock: Clock | None = None) -> Broker:
-    """A broker for `url` (`memory://`, `sqlite:///path.db`), not yet opened."""
+    """A broker for `url` (`memory://`, `sqlite:///path.db`, `redis://host:port/db`), not
+    yet opened."""
     return _opener(url)(url, clock or SystemClock())
 
 

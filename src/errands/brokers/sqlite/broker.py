@@ -28,8 +28,9 @@ from errands.brokers.contract import (
 from errands.brokers.sqlite import leases, maintenance, reads, writes
 from errands.brokers.sqlite.database import Database
 from errands.brokers.sqlite.grouping import GroupCommit
-from errands.brokers.sqlite.rows import at_ms, jobs_from_rows, lease_from_row, ms_at
+from errands.brokers.sqlite.rows import jobs_from_rows, lease_from_row
 from errands.brokers.sqlite.wakeup import DONE, READY, Wakeup
+from errands.brokers.values import at_ms, ms_at
 from errands.clock import Clock, SystemClock, to_ms
 from errands.job import TERMINAL_STATES, CancelReason, Job, JobId, JobSpec, JobState, Progress
 from errands.lease import Lease

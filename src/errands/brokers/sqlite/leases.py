@@ -12,8 +12,9 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 from errands.brokers.contract import ClaimOptions, WorkerInfo
-from errands.brokers.sqlite.rows import error_json, heartbeat_params, progress_json
+from errands.brokers.sqlite.rows import heartbeat_params
 from errands.brokers.sqlite.sql import Q, as_json
+from errands.brokers.values import error_json, progress_json
 from errands.clock import to_ms
 from errands.job import JobId, Progress
 from errands.lease import Lease

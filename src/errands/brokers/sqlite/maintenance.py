@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime
 
-from errands.brokers.sqlite.rows import ms_at
 from errands.brokers.sqlite.sql import Q
+from errands.brokers.values import ms_at
 
 
 def promote(connection: sqlite3.Connection, limit: int, now_ms: int) -> int:

@@ -1,7 +1,7 @@
 """Rows and values: Job, Lease and WorkerInfo to and from SQLite rows, instants as epoch ms.
 
-The only place where a datetime becomes an integer or a JSON column becomes a value; the SQL
-itself lives in queries.sql.
+The only place where a SQLite row becomes a value; the encodings shared with the other brokers
+live in brokers/values.py, the SQL in queries.sql.
 """
 
 from __future__ import annotations
@@ -9,44 +9,33 @@ from __future__ import annotations
 import functools
 import sqlite3
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Final
 
 import msgspec
 
 from errands.brokers.contract import WorkerInfo
+from errands.brokers.values import (
+    at_ms,
+    at_or_none,
+    errors_from_json,
+    ms_at,
+    progress_from_json,
+)
 from errands.clock import from_ms, to_ms
 from errands.job import (
-    AttemptError,
     CancelReason,
-    ErrorKind,
     FailReason,
     Job,
     JobSpec,
     JobState,
-    Progress,
 )
 from errands.lease import Lease
 
 Row = sqlite3.Row
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_MS: Final = timedelta(milliseconds=1)
 _json_encode = msgspec.json.Encoder().encode
 _json_decode = msgspec.json.Decoder().decode
-
-
-def ms_at(instant: datetime) -> int:
-    """An aware instant as integer milliseconds since the epoch, UTC (exact, no float)."""
-    return (instant - _EPOCH) // _MS
-
-
-def at_ms(ms: int) -> datetime:
-    """Epoch milliseconds back to an aware UTC datetime, exactly."""
-    return _EPOCH + timedelta(0, 0, 0, ms)  # positional: keywords cost twice as much
-
-
-def _at_or_none(ms: int | None) -> datetime | None:
-    return None if ms is None else at_ms(ms)
+_at_or_none = at_or_none
 
 
 InsertRow = tuple[str, str, str, str, bytes, int, int, int, int, int, int, str | None]
@@ -72,44 +61,6 @@ def insert_params(spec: JobSpec, now_ms: int) -> InsertRow:
         to_ms(spec.result_ttl),
         spec.idempotency_key,
     )
-
-
-def error_json(error: AttemptError) -> str:
-    """One failed attempt as the JSON object appended to a job's `errors` column."""
-    return _json_encode(
-        {
-            "attempt": error.attempt,
-            "kind": str(error.kind),
-            "type": error.type,
-            "message": error.message,
-            "traceback": error.traceback,
-            "at": None if error.at is None else ms_at(error.at),
-        }
-    ).decode()
-
-
-def _errors(text: str) -> tuple[AttemptError, ...]:
-    return tuple(
-        AttemptError(
-            attempt=item["attempt"],
-            kind=ErrorKind(item["kind"]),
-            type=item["type"],
-            message=item["message"],
-            traceback=item.get("traceback", ""),
-            at=_at_or_none(item.get("at")),
-        )
-        for item in _json_decode(text)
-    )
-
-
-def progress_json(progress: Progress) -> str:
-    """What a job said about itself, as stored in the `progress` column."""
-    return _json_encode({"fraction": progress.fraction, "message": progress.message}).decode()
-
-
-def _progress(text: str) -> Progress:
-    item = _json_decode(text)
-    return Progress(fraction=item["fraction"], message=item.get("message", ""))
 
 
 def jobs_from_rows(rows: Sequence[Row]) -> list[Job]:
@@ -155,8 +106,8 @@ def _job(row: Row, at: dict[str, int]) -> Job:
         fail_reason=None if fail_reason is None else FailReason(fail_reason),
         cancel_reason=None if cancel_reason is None else CancelReason(cancel_reason),
         cancel_requested=bool(row[at["cancel_requested"]]),
-        progress=None if progress is None else _progress(progress),
-        errors=() if errors == "[]" else _errors(errors),
+        progress=None if progress is None else progress_from_json(progress),
+        errors=() if errors == "[]" else errors_from_json(errors),
     )
 
 

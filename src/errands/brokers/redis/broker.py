@@ -1,0 +1,400 @@
+"""RedisBroker: the Broker contract on Redis (or Redis Cluster), one Lua script per verb.
+
+Every write is one script call, so it is atomic and one round trip whatever the batch size;
+jobs move between states only inside the scripts, so no job is ever held only in a worker's
+memory. Time comes from the injected clock, passed to every script.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import (
+    BusyLoadingError,
+    ClusterDownError,
+    MasterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisClusterException,
+    RedisError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from errands.brokers.contract import (
+    Capabilities,
+    Claimed,
+    ClaimOptions,
+    Counts,
+    Enqueued,
+    Extended,
+    JobQuery,
+    Page,
+    WorkerInfo,
+)
+from errands.brokers.redis import records
+from errands.brokers.redis.durability import check_durability
+from errands.brokers.redis.keys import Keys
+from errands.brokers.redis.notices import Notices
+from errands.brokers.redis.scripts import Scripts
+from errands.brokers.redis.url import parse_url
+from errands.brokers.values import at_ms, heartbeat_from_json, heartbeat_json, ms_at, progress_json
+from errands.clock import Clock, SystemClock, to_ms
+from errands.errors import BrokerError, BrokerFull, BrokerUnavailable
+from errands.job import TERMINAL_STATES, CancelReason, Job, JobId, JobSpec, JobState, Progress
+from errands.lease import Lease, new_token
+from errands.outcome import Outcome
+
+log = logging.getLogger(__name__)
+
+SCHEMA: Final = 1  # the key layout's version (keys.py)
+WORKER_TTL: Final = timedelta(seconds=60)
+#: Errors that mean Redis cannot be reached or cannot serve right now.
+_UNAVAILABLE: Final = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    BusyLoadingError,
+    ClusterDownError,
+    TryAgainError,
+    MasterDownError,
+    ReadOnlyError,
+    RedisClusterException,
+    OSError,
+)
+
+
+class RedisBroker:
+    """Jobs in Redis, shared by every worker and producer that opens the same URL and prefix.
+
+    Durability is Redis's: with AOF and `appendfsync always` a write that returned survives a
+    crash of Redis; see docs/brokers/redis.md. A connection error or a Redis that is loading or
+    read-only raises BrokerUnavailable; an out-of-memory refusal raises BrokerFull. Either way
+    the script did not run, or ran whole.
+    """
+
+    capabilities = Capabilities(
+        name="redis", notify=True, cross_process=True, transactional_enqueue=False
+    )
+
+    def __init__(self, url: str, *, clock: Clock | None = None) -> None:
+        self._url = parse_url(url)
+        self._clock = clock or SystemClock()
+        self._keys = Keys(self._url.prefix)
+        self._client: Any = None
+        self._node: aioredis.Redis | None = None
+        self._scripts: Scripts | None = None
+        self._notices: Notices | None = None
+        self._checked = False
+
+    @classmethod
+    def from_url(cls, url: str, *, clock: Clock) -> RedisBroker:
+        """`redis://[[user]:password@]host:port/db?prefix=NAME[&cluster=1]`; see url.py."""
+        return cls(url, clock=clock)
+
+    @property
+    def location(self) -> str:
+        """The server's address, database and key prefix, never the password."""
+        return self._url.location
+
+    @property
+    def keys(self) -> Keys:
+        """The names of this app's keys (for tools and tests)."""
+        return self._keys
+
+    def _now_ms(self) -> int:
+        return ms_at(self._clock.now())
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect, load the scripts and record the key layout's version; idempotent."""
+        if self._scripts is not None:
+            return
+        # A couple of quick retries ride out a dropped pooled connection (a Redis restart);
+        # longer outages surface as BrokerUnavailable and the caller's own loop retries.
+        retry = Retry(ExponentialBackoff(cap=0.2, base=0.02), 2)
+        if self._url.cluster:
+            cluster = RedisCluster.from_url(self._url.connect, retry=retry)
+            async with self._errors():
+                await cluster.initialize()
+            node = cluster.get_node_from_key(self._keys.meta)
+            if node is None:
+                await cluster.aclose()
+                raise BrokerUnavailable(f"no Redis Cluster node serves {self.location}")
+            self._client = cluster
+            self._node = aioredis.Redis(
+                host=node.host, port=int(node.port), **_credentials(cluster)
+            )
+        else:
+            self._client = aioredis.Redis.from_url(self._url.connect, retry=retry)
+            self._node = self._client
+        self._scripts = Scripts(self._client, self._keys)
+        self._notices = Notices(self._node, self._keys)
+        try:
+            await self.migrate()
+            if not self._checked:
+                self._checked = True
+                await check_durability(self._node, self.location)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Stop listening and disconnect; idempotent. Nothing stored is lost."""
+        notices, self._notices = self._notices, None
+        client, self._client = self._client, None
+        node, self._node = self._node, None
+        self._scripts = None
+        if notices is not None:
+            await notices.close()
+        if node is not None and node is not client:
+            with contextlib.suppress(RedisError, OSError):
+                await node.aclose()
+        if client is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await client.aclose()
+
+    async def migrate(self) -> None:
+        """Record the key layout's version; refuses a layout written by a newer errands."""
+        await self._run("migrate", SCHEMA)
+
+    # -- calling scripts -----------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _errors(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except OutOfMemoryError as error:
+            raise BrokerFull(f"Redis at {self.location} is out of memory: {error}") from error
+        except _UNAVAILABLE as error:
+            raise BrokerUnavailable(f"Redis at {self.location} unavailable: {error}") from error
+        except RedisError as error:
+            raise BrokerError(f"Redis at {self.location} refused a call: {error}") from error
+
+    async def _run(self, name: str, *args: Any) -> Any:
+        if self._scripts is None:
+            await self.open()
+        assert self._scripts is not None
+        async with self._errors():
+            return await self._scripts.run(name, self._now_ms(), args)
+
+    def _listener(self) -> Notices:
+        if self._notices is None:
+            raise BrokerUnavailable(f"the broker for {self.location} is closed")
+        return self._notices
+
+    # -- producing -----------------------------------------------------------------------------
+
+    async def enqueue_many(self, specs: Sequence[JobSpec]) -> list[Enqueued]:
+        """Store every spec in one script call; see Broker.enqueue_many."""
+        if not specs:
+            return []
+        reply = await self._run("enqueue", *records.spec_args(specs))
+        return [
+            Enqueued(reply[i].decode(), duplicate=bool(reply[i + 1]))
+            for i in range(0, len(reply), 2)
+        ]
+
+    # -- working -------------------------------------------------------------------------------
+
+    async def claim(self, options: ClaimOptions) -> list[Claimed]:
+        """Lease up to `options.n` jobs in one script call; see Broker.claim."""
+        if options.n <= 0:
+            return []
+        queues = list(dict.fromkeys(options.queues))
+        tokens = [new_token() for _ in range(options.n)]
+        reply = await self._run(
+            "claim",
+            options.n,
+            to_ms(options.lease),
+            options.worker_id,
+            len(queues),
+            *queues,
+            *tokens,
+        )
+        return records.claimed(reply)
+
+    async def extend(
+        self,
+        leases: Sequence[Lease],
+        lease: timedelta,
+        *,
+        heartbeat: WorkerInfo,
+        progress: Mapping[JobId, Progress],
+    ) -> Extended:
+        """Push back every held lease in one script call; see Broker.extend."""
+        args: list[Any] = [to_ms(lease), heartbeat.id, heartbeat_json(heartbeat)]
+        for held in leases:
+            said = progress.get(held.job_id)
+            args += (held.job_id, held.token, "" if said is None else progress_json(said))
+        kept, cancels, expires_ms = await self._run("extend", *args)
+        expires_at = at_ms(int(expires_ms))
+        return Extended(
+            [leases[position - 1].extended_to(expires_at) for position in kept],
+            [job_id.decode() for job_id in cancels],
+        )
+
+    async def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """Apply every outcome whose lease holds, in one script call; see Broker.finish."""
+        if not outcomes:
+            return []
+        reply = await self._run("finish", *records.outcome_args(outcomes))
+        return [bool(applied) for applied in reply]
+
+    async def wait_ready(self, queues: Sequence[str], timeout: timedelta) -> None:
+        """Return once a job of `queues` may be claimable, or at the timeout; a hint only.
+
+        Subscribed to the ready channel before each read, so no enqueue after the read goes
+        unnoticed; sleeps until a notice, the next due job or the timeout.
+        """
+        notices = self._listener()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout.total_seconds()
+        await notices.listen()
+        while self._notices is not None:
+            signal = notices.ready_signal()
+            ready, next_due_ms = await self._run("readiness", *queues)
+            now_ms = self._now_ms()
+            left = deadline - loop.time()
+            if ready or left <= 0:
+                return
+            if next_due_ms:
+                left = min(left, max(0.0, (int(next_due_ms) - now_ms) / 1000))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(signal.wait(), left)
+            if loop.time() >= deadline:
+                return
+
+    async def wait_done(self, job_ids: Sequence[JobId], timeout: timedelta) -> list[Job]:
+        """Return the jobs once all are terminal, or as they are at the timeout (or when the
+        broker is closed meanwhile)."""
+        notices = self._listener()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout.total_seconds()
+        await notices.listen()
+        pending = list(dict.fromkeys(job_ids))
+        while True:
+            signal = notices.watch(pending)
+            try:
+                jobs = await self.get(job_ids)
+                left = deadline - loop.time()
+                ended = {job.id for job in jobs if job.state in TERMINAL_STATES}
+                stored = {job.id for job in jobs}
+                if left <= 0 or all(i in ended or i not in stored for i in pending):
+                    return jobs
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(signal.wait(), left)
+            finally:
+                notices.unwatch(pending, signal)
+            if self._notices is None:
+                return jobs
+            pending = [i for i in pending if i not in ended and i in stored]
+
+    # -- maintenance ---------------------------------------------------------------------------
+
+    async def reclaim(
+        self,
+        *,
+        limit: int,
+        lease: timedelta,
+        workers_gone: Sequence[str] = (),
+    ) -> list[Claimed]:
+        """Take over expired leases and those of gone workers; see Broker.reclaim."""
+        if limit <= 0:
+            return []
+        gone = list(workers_gone)
+        tokens = [new_token() for _ in range(limit)]
+        reply = await self._run("reclaim", limit, to_ms(lease), len(gone), *gone, *tokens)
+        return records.claimed(reply)
+
+    async def promote(self, *, limit: int) -> int:
+        """Due scheduled and retryable jobs become available; see Broker.promote."""
+        return int(await self._run("promote", limit))
+
+    async def prune(self, *, finished_before: datetime, limit: int) -> int:
+        """Drop expired results and old terminal jobs; see Broker.prune."""
+        return int(await self._run("prune", ms_at(finished_before), limit))
+
+    # -- inspecting ----------------------------------------------------------------------------
+
+    async def get(self, job_ids: Sequence[JobId]) -> list[Job]:
+        """Jobs by id, in the order asked; unknown ids left out."""
+        if not job_ids:
+            return []
+        return records.jobs(await self._run("get", *job_ids))
+
+    async def list_jobs(self, query: JobQuery) -> Page:
+        """A page of jobs, newest first, by keyset on id."""
+        reply = await self._run(
+            "list",
+            query.queue or "",
+            query.task or "",
+            query.before_id or "",
+            query.limit,
+            *(str(state) for state in query.states),
+        )
+        jobs = records.jobs(reply[1:])
+        return Page(jobs, jobs[-1].id if reply[0] and jobs else None)
+
+    async def counts(self, queues: Sequence[str] | None = None) -> Counts:
+        """Jobs per queue and state, and the paused queues."""
+        every = queues is None
+        reply = await self._run("counts", 1 if every else 0, *(queues or ()))
+        by_queue: dict[str, dict[JobState, int]] = {}
+        for i in range(1, len(reply), 2):
+            flat = reply[i + 1]
+            states = {JobState(flat[j].decode()): int(flat[j + 1]) for j in range(0, len(flat), 2)}
+            by_queue[reply[i].decode()] = {state: n for state, n in states.items() if n}
+        return Counts(by_queue, frozenset(name.decode() for name in reply[0]))
+
+    async def workers(self) -> list[WorkerInfo]:
+        """Workers whose last heartbeat is within the last minute."""
+        cutoff = ms_at(self._clock.now() - WORKER_TTL)
+        reply = await self._run("workers", cutoff)
+        return [
+            heartbeat_from_json(reply[i], int(float(reply[i + 1]))) for i in range(0, len(reply), 2)
+        ]
+
+    # -- controlling ---------------------------------------------------------------------------
+
+    async def cancel(self, job_ids: Sequence[JobId], *, reason: str = "requested") -> list[Job]:
+        """Cancel waiting jobs now and request it of running ones; see Broker.cancel."""
+        why = CancelReason(reason)  # an unknown reason is refused before anything is written
+        if job_ids:
+            await self._run("cancel", str(why), *job_ids)
+        return await self.get(job_ids)
+
+    async def requeue(self, job_ids: Sequence[JobId]) -> list[Job]:
+        """Failed and cancelled jobs run again with fresh budgets; see Broker.requeue."""
+        if job_ids:
+            await self._run("requeue", *job_ids)
+        return await self.get(job_ids)
+
+    async def purge(self, queue: str, states: Sequence[JobState]) -> int:
+        """Delete the queue's jobs in `states`, never running ones."""
+        return int(await self._run("purge", queue, *(str(state) for state in states)))
+
+    async def pause(self, queues: Sequence[str]) -> None:
+        """Claims skip these queues until resumed."""
+        await self._run("pause", 1, *queues)
+
+    async def resume(self, queues: Sequence[str]) -> None:
+        """Claims take these queues again."""
+        await self._run("pause", 0, *queues)
+
+
+def _credentials(cluster: RedisCluster) -> dict[str, Any]:
+    """What a plain client to one node of `cluster` needs to log in like the cluster client."""
+    kwargs = cluster.get_connection_kwargs()
+    wanted = ("username", "password", "ssl", "ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile")
+    return {name: kwargs[name] for name in wanted if name in kwargs}

@@ -1,0 +1,116 @@
+"""Wake-ups from Redis pub/sub: the scripts publish after writes that may wake someone, and
+one subscriber connection per broker turns the messages into asyncio events.
+
+Messages are hints: a waiter re-reads Redis after each one and at the end of its timeout, and
+when the subscription drops and comes back every waiter is woken, since notices may have been
+missed meanwhile. A lost message costs latency, never a job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from typing import Any, Final
+
+from redis.exceptions import RedisError
+
+from errands.brokers.redis.keys import Keys
+
+log = logging.getLogger(__name__)
+
+SUBSCRIBE_WAIT: Final = 1.0  # seconds a waiter waits for the subscription before reading
+RETRY: Final = 0.2  # seconds between attempts to subscribe again
+
+
+class Notices:
+    """The ready and done channels of one app, as events for waiters in this process."""
+
+    def __init__(self, client: Any, keys: Keys) -> None:
+        self._client = client  # a plain redis.asyncio.Redis: pub/sub needs one node
+        self._keys = keys
+        self._ready = asyncio.Event()
+        self._done: dict[str, set[asyncio.Event]] = {}
+        self._subscribed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def listen(self) -> None:
+        """Subscribe (once); returns when subscribed, or after SUBSCRIBE_WAIT while Redis is
+        unreachable (the waiter then reads and polls)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        if not self._subscribed.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._subscribed.wait(), SUBSCRIBE_WAIT)
+
+    def ready_signal(self) -> asyncio.Event:
+        """The event the next ready notice sets: take it before reading Redis."""
+        return self._ready
+
+    def watch(self, job_ids: Iterable[str]) -> asyncio.Event:
+        """An event set when any of `job_ids` may have ended; take it before reading Redis and
+        pass it to `unwatch` afterwards."""
+        event = asyncio.Event()
+        for job_id in job_ids:
+            self._done.setdefault(job_id, set()).add(event)
+        return event
+
+    def unwatch(self, job_ids: Iterable[str], event: asyncio.Event) -> None:
+        """Stop delivering to `event`."""
+        for job_id in job_ids:
+            events = self._done.get(job_id)
+            if events is not None:
+                events.discard(event)
+                if not events:
+                    del self._done[job_id]
+
+    async def close(self) -> None:
+        """Unsubscribe and stop the reader; idempotent."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RedisError):
+                await task
+        self._subscribed.clear()
+
+    def _wake_ready(self) -> None:
+        event, self._ready = self._ready, asyncio.Event()
+        event.set()
+
+    def _wake_all(self) -> None:
+        self._wake_ready()
+        for events in self._done.values():
+            for event in events:
+                event.set()
+
+    async def _run(self) -> None:
+        ready, done = self._keys.ready_channel.encode(), self._keys.done_channel.encode()
+        while True:
+            pubsub = self._client.pubsub()
+            try:
+                await pubsub.subscribe(ready, done)
+                while True:
+                    message = await pubsub.get_message(timeout=None)
+                    if message is None:
+                        continue
+                    kind, channel = message["type"], message["channel"]
+                    if kind == "subscribe":
+                        if message["data"] == 2:  # both channels: nothing can slip by now
+                            self._subscribed.set()
+                            self._wake_all()  # notices sent while unsubscribed are lost
+                    elif channel == ready:
+                        self._wake_ready()
+                    elif channel == done:
+                        for job_id in message["data"].decode().split():
+                            for event in self._done.get(job_id, ()):
+                                event.set()
+            except (RedisError, OSError) as error:
+                if self._subscribed.is_set():
+                    log.warning("lost the Redis notice subscription (%s); resubscribing", error)
+                self._subscribed.clear()
+                self._wake_all()
+                await asyncio.sleep(RETRY)
+            finally:
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()

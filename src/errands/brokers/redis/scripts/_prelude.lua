@@ -1,0 +1,146 @@
+-- _prelude.lua: shared by every script, prepended to each when scripts.py loads them.
+--
+-- Every script is called with KEYS[1] = P:meta, which routes the call to the node owning the
+-- app's hash slot (every other key it builds shares that slot through the hash tag), and
+-- ARGV[1] = P (the tagged prefix, e.g. "{errands}"), ARGV[2] = now in ms from the broker's
+-- clock, so a test's fake clock drives leases and schedules here too. Key names come from
+-- keys.py, inserted below as K_name / K_name(x). Instants and durations are integer ms.
+
+local P = ARGV[1]
+local NOW = tonumber(ARGV[2])
+--KEYS--
+
+local TERMINAL = {completed = true, failed = true, cancelled = true}
+-- Priorities in [-2^40, 2^40] rank as 12 hex digits, high first: BIAS - priority.
+local BIAS = 17592186044416
+
+-- A job's place in its queue's ready set: members compare as strings, so the order is
+-- priority (high first), then scheduled_at, then id, as the contract asks.
+local function rank(priority, scheduled_at, id)
+  return string.format('%012x%012x', BIAS - priority, scheduled_at) .. id
+end
+
+-- What the transitions need of a stored job, or nil when it is not stored.
+local function load(id)
+  local v = redis.call('HMGET', K_job(id), 'state', 'queue', 'priority', 'scheduled_at',
+    'result_ttl', 'token', 'attempt', 'failures', 'crashes', 'cancel_requested', 'task',
+    'idempotency_key', 'expires_at')
+  if not v[1] then return nil end
+  return {
+    state = v[1], queue = v[2], priority = tonumber(v[3] or '0'),
+    scheduled_at = tonumber(v[4]), result_ttl = tonumber(v[5]), token = v[6],
+    attempt = tonumber(v[7] or '0'), failures = tonumber(v[8] or '0'),
+    crashes = tonumber(v[9] or '0'), cancel_requested = v[10] == '1', task = v[11],
+    idempotency_key = v[12], expires_at = tonumber(v[13] or '0'),
+  }
+end
+
+-- Take the job out of the index of its current state.
+local function unindex(id, job)
+  local state = job.state
+  if state == 'available' then
+    redis.call('ZREM', K_ready(job.queue), rank(job.priority, job.scheduled_at, id))
+  elseif state == 'scheduled' or state == 'retryable' then
+    redis.call('ZREM', K_due, id)
+  elseif state == 'running' then
+    redis.call('ZREM', K_running, id)
+  else
+    redis.call('ZREM', K_finished, id)
+  end
+end
+
+-- Put the job in the index of `state`; `at` is its scheduled_at, lease expiry or finish time.
+local function index(id, job, state, at)
+  if state == 'available' then
+    redis.call('ZADD', K_ready(job.queue), 0, rank(job.priority, at, id))
+  elseif state == 'scheduled' or state == 'retryable' then
+    redis.call('ZADD', K_due, at, id)
+  elseif state == 'running' then
+    redis.call('ZADD', K_running, at, id)
+  else
+    redis.call('ZADD', K_finished, at, id)
+  end
+end
+
+local function count(queue, state, delta)
+  redis.call('HINCRBY', K_counts(queue), state, delta)
+end
+
+-- Move a loaded job to state `to`, writing the fields of `set` and deleting those in `del`.
+-- Leaving `running` drops the lease; entering a terminal state stamps finished_at and
+-- result_expires_at, as every broker does.
+local function move(id, job, to, set, del)
+  unindex(id, job)
+  if job.state == 'running' then
+    del[#del + 1] = 'token'
+    del[#del + 1] = 'expires_at'
+  end
+  set.state = to
+  local at
+  if TERMINAL[to] then
+    set.finished_at = NOW
+    set.result_expires_at = NOW + job.result_ttl
+    at = NOW
+  elseif to == 'running' then
+    at = set.expires_at
+  else
+    at = set.scheduled_at or job.scheduled_at
+  end
+  index(id, job, to, at)
+  local flat = {}
+  for name, value in pairs(set) do
+    flat[#flat + 1] = name
+    flat[#flat + 1] = value
+  end
+  redis.call('HSET', K_job(id), unpack(flat))
+  if #del > 0 then redis.call('HDEL', K_job(id), unpack(del)) end
+  if to ~= job.state then
+    count(job.queue, job.state, -1)
+    count(job.queue, to, 1)
+  end
+end
+
+-- Append one JSON error object to the job's `errors` list (stored as JSON text).
+local function with_error(id, error_json)
+  local errors = redis.call('HGET', K_job(id), 'errors')
+  if not errors or errors == '[]' then return '[' .. error_json .. ']' end
+  return string.sub(errors, 1, -2) .. ',' .. error_json .. ']'
+end
+
+-- Append a job's reply to `out`: its id, FIELDS in order, then its result.
+local function reply(out, id)
+  out[#out + 1] = id
+  local values = redis.call('HMGET', K_job(id), unpack(FIELDS))
+  for i = 1, #FIELDS do out[#out + 1] = values[i] end
+  out[#out + 1] = redis.call('GET', K_result(id))
+end
+
+-- Due scheduled and retryable jobs (of every queue) become available, earliest first.
+local function promote(limit)
+  local due = redis.call('ZRANGEBYSCORE', K_due, '-inf', NOW, 'LIMIT', 0, limit)
+  for _, id in ipairs(due) do
+    local job = load(id)
+    if job then
+      move(id, job, 'available', {}, {})
+    else
+      redis.call('ZREM', K_due, id)
+    end
+  end
+  return #due
+end
+
+-- Delete a job and every index entry and key that names it.
+local function delete(id, job)
+  unindex(id, job)
+  redis.call('ZREM', K_results, id)
+  redis.call('ZREM', K_ids, id)
+  redis.call('ZREM', K_queue_ids(job.queue), id)
+  redis.call('DEL', K_job(id), K_result(id))
+  count(job.queue, job.state, -1)
+  if job.idempotency_key then
+    local field = job.task .. '\0' .. job.idempotency_key
+    if redis.call('HGET', K_idempotency, field) == id then
+      redis.call('HDEL', K_idempotency, field)
+    end
+  end
+end

@@ -1,0 +1,38 @@
+-- claim: promote due jobs, then lease up to n available jobs of the given queues.
+-- KEYS[1] P:meta
+-- ARGV[1] P   ARGV[2] now (ms)   ARGV[3] n   ARGV[4] lease (ms)   ARGV[5] worker id
+-- ARGV[6] number of queues q   ARGV[7..6+q] queue names   ARGV[7+q..] n fresh lease tokens
+-- Returns per claimed job, in claim order: token, lease expiry (ms), then its reply (prelude).
+-- Each job moves to `running` here, in Redis: no job is ever held only in a worker's memory.
+
+local n, lease, worker = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local q = tonumber(ARGV[6])
+promote(1000)
+
+-- The best n ranks over the open queues: each ready set is already in claim order, so the
+-- first n of each, merged, hold the best n overall.
+local ranks = {}
+for i = 7, 6 + q do
+  local queue = ARGV[i]
+  if redis.call('SISMEMBER', K_paused, queue) == 0 then
+    local head = redis.call('ZRANGEBYLEX', K_ready(queue), '-', '+', 'LIMIT', 0, n)
+    for _, member in ipairs(head) do ranks[#ranks + 1] = member end
+  end
+end
+if q > 1 then table.sort(ranks) end
+
+local out = {}
+local expires = NOW + lease
+for i = 1, math.min(n, #ranks) do
+  local id = string.sub(ranks[i], 25)
+  local job = load(id)
+  local token = ARGV[6 + q + i]
+  move(id, job, 'running', {
+    attempt = job.attempt + 1, started_at = NOW, expires_at = expires, token = token,
+    worker_id = worker,
+  }, {'cancel_requested'})
+  out[#out + 1] = token
+  out[#out + 1] = expires
+  reply(out, id)
+end
+return out
