@@ -1,4 +1,4 @@
-"""Throughput and latency of errands on memory and SQLite (run by hand; prints figures).
+"""Throughput and latency of errands on memory, SQLite and Redis (run by hand; prints figures).
 
     python benchmarks/throughput.py                # all brokers, human-readable
     python benchmarks/throughput.py --json         # one JSON object a line
@@ -10,6 +10,8 @@ no-ops, or with `--job incr` the realistic job: one Redis INCR each (`pip instal
 
     python benchmarks/throughput.py --broker sqlite --job incr
     BENCH_SQLITE_SYNCHRONOUS=NORMAL python benchmarks/throughput.py --broker sqlite
+    python benchmarks/throughput.py --broker redis     # ERRANDS_BENCH_BROKER_REDIS, default
+                                                       # redis://127.0.0.1:6379/14
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ SYNCHRONOUS = os.environ.get("BENCH_SQLITE_SYNCHRONOUS", "FULL")
 def broker_url(kind: str, tmp: Path, name: str) -> str:
     if kind == "memory":
         return "memory://"
+    if kind == "redis":
+        base = os.environ.get("ERRANDS_BENCH_BROKER_REDIS", "redis://127.0.0.1:6379/14")
+        return f"{base}?prefix=bench-{name}-{os.getpid()}"
     return f"sqlite:///{tmp / name}.db?synchronous={SYNCHRONOUS}"
 
 
@@ -216,7 +221,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--broker", choices=["memory", "sqlite"], action="append")
+    parser.add_argument("--broker", choices=["memory", "sqlite", "redis"], action="append")
     parser.add_argument("--pool", choices=["async", "thread", "process"], action="append")
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--process-jobs", type=int, default=20_000)

@@ -33,16 +33,24 @@ class LeaseKeeper:
         self._heartbeat, self._on_cancel, self._on_lost = heartbeat, on_cancel, on_lost
         self.held: dict[JobId, Lease] = {}
         self.progress: dict[JobId, Progress] = {}
+        self._finishing: set[JobId] = set()
         self.extends = 0
 
     def hold(self, lease: Lease) -> None:
         """Start keeping `lease` alive."""
         self.held[lease.job_id] = lease
 
+    def finishing(self, job_id: JobId) -> None:
+        """The job's outcome is on its way to the broker: keep extending its lease until it
+        lands, but a lease missing from an extend reply is then no news (the finish may have
+        landed first), so the finish's own reply says whether the lease held."""
+        self._finishing.add(job_id)
+
     def drop(self, job_id: JobId) -> None:
         """Stop keeping the lease (its outcome reached the broker)."""
         self.held.pop(job_id, None)
         self.progress.pop(job_id, None)
+        self._finishing.discard(job_id)
 
     async def tick(self) -> None:
         """Extend every held lease, record the heartbeat, deliver cancel requests."""
@@ -57,7 +65,8 @@ class LeaseKeeper:
             if lease.job_id in self.held:
                 self.held[lease.job_id] = lease
         for lease in leases:
-            if lease.job_id not in kept and lease.job_id in self.held:
+            gone = lease.job_id not in kept and lease.job_id in self.held
+            if gone and lease.job_id not in self._finishing:
                 log.warning("lease of job %s was lost; its outcome will be rejected", lease.job_id)
                 self._on_lost(lease.job_id)
         for job_id in reply.cancel_requested:

@@ -289,6 +289,7 @@ class Worker:
             self._slot_free.set()
         self.ran += 1
         self._hooks.after(claimed, outcome, time.monotonic() - began)
+        self._keeper.finishing(outcome.lease.job_id)
         self._completer.add(outcome, now=not self._running)
 
     async def _outcome_of(self, claimed: Claimed) -> Outcome:
