@@ -4,9 +4,11 @@ an outcome or a heartbeat meets Redis's flat lists of strings."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
-from datetime import timedelta
-from typing import Any, Final
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Final, TypeVar
+
+import msgspec
 
 from errands.brokers.contract import Claimed
 from errands.brokers.redis.keys import FIELDS
@@ -31,6 +33,8 @@ REPLY: Final = len(FIELDS) + 2
 PRIORITY_LIMIT: Final = 2**40
 _AT: Final = {name: index + 1 for index, name in enumerate(FIELDS)}
 _STATES: Final = {state.value.encode(): state for state in JobState}
+T = TypeVar("T")
+E = TypeVar("E", FailReason, CancelReason)
 
 
 def spec_args(specs: Sequence[JobSpec]) -> list[Any]:
@@ -100,50 +104,87 @@ def claimed(reply: Sequence[Any]) -> list[Claimed]:
 
 
 def job(reply: Sequence[Any], start: int) -> Job:
-    """The job whose reply begins at `reply[start]`."""
+    """The job whose reply begins at `reply[start]`.
 
-    def text(name: str) -> str | None:
-        value = reply[start + _AT[name]]
-        return None if value is None else value.decode()
+    A field that another writer garbled reads as its default (the payload is never decoded
+    here), so one bad hash never fails a claim of many: the worker then judges the payload.
+    """
+    values = reply[start : start + REPLY]
+    try:
+        return _job(values, _number, _instant, _text)
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError, msgspec.DecodeError):
+        return _job(values, _lenient(_number, 0), _lenient(_instant, None), _lenient(_text, None))
 
-    def number(name: str, default: int = 0) -> int:
-        value = reply[start + _AT[name]]
-        return default if value is None else int(value)
 
-    def instant(name: str) -> Any:
-        value = reply[start + _AT[name]]
-        return None if value is None else at_ms(int(value))
-
-    fail_reason, cancel_reason = text("fail_reason"), text("cancel_reason")
-    progress, errors = reply[start + _AT["progress"]], reply[start + _AT["errors"]]
+def _job(values: Sequence[Any], number: Any, instant: Any, text: Any) -> Job:
+    progress, errors = values[_AT["progress"]], values[_AT["errors"]]
     return Job(
-        id=reply[start].decode(),
-        task=text("task") or "",
-        queue=text("queue") or "",
-        state=_STATES[reply[start + _AT["state"]]],
-        payload=reply[start + _AT["payload"]],
-        priority=number("priority"),
-        attempt=number("attempt"),
-        failures=number("failures"),
-        crashes=number("crashes"),
-        max_attempts=number("max_attempts"),
-        max_crashes=number("max_crashes"),
-        enqueued_at=instant("enqueued_at"),
-        scheduled_at=instant("scheduled_at"),
-        started_at=instant("started_at"),
-        finished_at=instant("finished_at"),
-        lease_expires_at=instant("expires_at"),
-        worker_id=text("worker_id"),
-        result=reply[start + REPLY - 1],
-        result_ttl=_duration(number("result_ttl")),
-        result_expires_at=instant("result_expires_at"),
-        idempotency_key=text("idempotency_key"),
-        fail_reason=None if fail_reason is None else FailReason(fail_reason),
-        cancel_reason=None if cancel_reason is None else CancelReason(cancel_reason),
-        cancel_requested=reply[start + _AT["cancel_requested"]] == b"1",
-        progress=None if progress is None else progress_from_json(progress),
-        errors=() if errors is None else errors_from_json(errors),
+        id=values[0].decode(),
+        task=text(values[_AT["task"]]) or "",
+        queue=text(values[_AT["queue"]]) or "",
+        state=_STATES.get(values[_AT["state"]], JobState.RUNNING),
+        payload=values[_AT["payload"]] or b"",
+        priority=number(values[_AT["priority"]]),
+        attempt=number(values[_AT["attempt"]]),
+        failures=number(values[_AT["failures"]]),
+        crashes=number(values[_AT["crashes"]]),
+        max_attempts=number(values[_AT["max_attempts"]]),
+        max_crashes=number(values[_AT["max_crashes"]]),
+        enqueued_at=instant(values[_AT["enqueued_at"]]),
+        scheduled_at=instant(values[_AT["scheduled_at"]]),
+        started_at=instant(values[_AT["started_at"]]),
+        finished_at=instant(values[_AT["finished_at"]]),
+        lease_expires_at=instant(values[_AT["expires_at"]]),
+        worker_id=text(values[_AT["worker_id"]]),
+        result=values[REPLY - 1],
+        result_ttl=_duration(number(values[_AT["result_ttl"]])),
+        result_expires_at=instant(values[_AT["result_expires_at"]]),
+        idempotency_key=text(values[_AT["idempotency_key"]]),
+        fail_reason=_reason(FailReason, values[_AT["fail_reason"]]),
+        cancel_reason=_reason(CancelReason, values[_AT["cancel_reason"]]),
+        cancel_requested=values[_AT["cancel_requested"]] == b"1",
+        progress=None if progress is None else _safe(progress_from_json, progress),
+        errors=() if errors is None else _safe(errors_from_json, errors) or (),
     )
+
+
+def _reason(kind: Callable[[str], E], value: bytes | None) -> E | None:
+    if value is None:
+        return None
+    try:
+        return kind(value.decode())
+    except (ValueError, UnicodeDecodeError):  # a reason no errands wrote reads as none
+        return None
+
+
+def _number(value: bytes | None) -> int:
+    return 0 if value is None else int(value)
+
+
+def _instant(value: bytes | None) -> datetime | None:
+    return None if value is None else at_ms(int(value))
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode()
+
+
+def _lenient(decode: Callable[[bytes | None], T], default: T) -> Callable[[bytes | None], T]:
+    def decoded(value: bytes | None) -> T:
+        try:
+            return decode(value)
+        except (ValueError, TypeError, UnicodeDecodeError, OverflowError):
+            return default
+
+    return decoded
+
+
+def _safe(decode: Callable[[bytes], T], value: bytes) -> T | None:
+    """Progress and errors are for people: a garbled one reads as absent, not as a failure."""
+    try:
+        return decode(value)
+    except (ValueError, TypeError, KeyError, msgspec.DecodeError):
+        return None
 
 
 @functools.lru_cache(maxsize=64)  # a handful of result_ttl values cover nearly every job

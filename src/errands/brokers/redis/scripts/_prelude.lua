@@ -20,18 +20,19 @@ local function rank(priority, scheduled_at, id)
   return string.format('%012x%012x', BIAS - priority, scheduled_at) .. id
 end
 
--- What the transitions need of a stored job, or nil when it is not stored.
+-- What the transitions need of a stored job, or nil when it is not stored. A field another
+-- writer garbled reads as its default, so one bad hash never fails a script for every job.
 local function load(id)
   local v = redis.call('HMGET', K_job(id), 'state', 'queue', 'priority', 'scheduled_at',
     'result_ttl', 'token', 'attempt', 'failures', 'crashes', 'cancel_requested', 'task',
     'idempotency_key', 'expires_at')
   if not v[1] then return nil end
   return {
-    state = v[1], queue = v[2], priority = tonumber(v[3] or '0'),
-    scheduled_at = tonumber(v[4]), result_ttl = tonumber(v[5]), token = v[6],
-    attempt = tonumber(v[7] or '0'), failures = tonumber(v[8] or '0'),
-    crashes = tonumber(v[9] or '0'), cancel_requested = v[10] == '1', task = v[11],
-    idempotency_key = v[12], expires_at = tonumber(v[13] or '0'),
+    state = v[1], queue = v[2] or '', priority = tonumber(v[3]) or 0,
+    scheduled_at = tonumber(v[4]) or 0, result_ttl = tonumber(v[5]) or 0, token = v[6],
+    attempt = tonumber(v[7]) or 0, failures = tonumber(v[8]) or 0,
+    crashes = tonumber(v[9]) or 0, cancel_requested = v[10] == '1', task = v[11] or '',
+    idempotency_key = v[12], expires_at = tonumber(v[13]) or 0,
   }
 end
 
@@ -100,10 +101,14 @@ local function move(id, job, to, set, del)
   end
 end
 
--- Append one JSON error object to the job's `errors` list (stored as JSON text).
+-- Append one JSON error object to the job's `errors` list (stored as JSON text); a list that
+-- is not one (written by someone else) is replaced rather than made worse.
 local function with_error(id, error_json)
   local errors = redis.call('HGET', K_job(id), 'errors')
-  if not errors or errors == '[]' then return '[' .. error_json .. ']' end
+  if not errors or string.sub(errors, 1, 1) ~= '[' or string.sub(errors, -1) ~= ']'
+      or errors == '[]' then
+    return '[' .. error_json .. ']'
+  end
   return string.sub(errors, 1, -2) .. ',' .. error_json .. ']'
 end
 

@@ -11,28 +11,38 @@ promote(1000)
 
 -- The best n ranks over the open queues: each ready set is already in claim order, so the
 -- first n of each, merged, hold the best n overall.
-local ranks = {}
+local ranks, queue_of = {}, {}
 for i = 7, 6 + q do
   local queue = ARGV[i]
   if redis.call('SISMEMBER', K_paused, queue) == 0 then
     local head = redis.call('ZRANGEBYLEX', K_ready(queue), '-', '+', 'LIMIT', 0, n)
-    for _, member in ipairs(head) do ranks[#ranks + 1] = member end
+    for _, member in ipairs(head) do
+      ranks[#ranks + 1] = member
+      queue_of[member] = queue
+    end
   end
 end
 if q > 1 then table.sort(ranks) end
 
 local out = {}
 local expires = NOW + lease
+local taken = 0
 for i = 1, math.min(n, #ranks) do
-  local id = string.sub(ranks[i], 25)
+  local member = ranks[i]
+  local id = string.sub(member, 25)
   local job = load(id)
-  local token = ARGV[6 + q + i]
-  move(id, job, 'running', {
-    attempt = job.attempt + 1, started_at = NOW, expires_at = expires, token = token,
-    worker_id = worker,
-  }, {'cancel_requested'})
-  out[#out + 1] = token
-  out[#out + 1] = expires
-  reply(out, id)
+  -- By its member, not a rank rebuilt from the hash: a garbled hash still leaves the set.
+  redis.call('ZREM', K_ready(queue_of[member]), member)
+  if job and job.state == 'available' then
+    taken = taken + 1
+    local token = ARGV[6 + q + taken]
+    move(id, job, 'running', {
+      attempt = job.attempt + 1, started_at = NOW, expires_at = expires, token = token,
+      worker_id = worker,
+    }, {'cancel_requested'})
+    out[#out + 1] = token
+    out[#out + 1] = expires
+    reply(out, id)
+  end
 end
 return out
