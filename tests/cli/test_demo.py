@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from errands.demo import WORD, file_name, search_files, write_files
+from tests.brokers.registry import REGISTRY
 from tests.cli.conftest import requires_sqlite
+from tests.conftest import require_service
 
 FOUND = re.compile(r"^found the treasure in (?P<path>\S+)$", re.MULTILINE)
 JOBS = re.compile(
@@ -97,3 +99,29 @@ def test_even_the_smallest_hunt_plants_exactly_one_treasure(tmp_path: Path, coun
     write_files(tmp_path, count, seed=3, on_progress=lambda *_: None)
 
     assert len(holders(tmp_path)) == 1
+
+
+def test_the_demo_runs_on_redis_with_broker(tmp_path: Path) -> None:
+    entry = REGISTRY["redis"]
+    why = entry.unavailable()
+    require_service("redis", why is None, why or "")
+    url = entry.url(tmp_path)
+    try:
+        done = run_demo(tmp_path, "--files", "1000", "--chunk", "50", "--broker", url)
+    finally:
+        entry.cleanup(url)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"broker  {url}" in done.stdout
+    found = FOUND.search(done.stdout)
+    assert found, done.stdout
+    tally = JOBS.search(done.stdout)
+    assert tally, done.stdout
+    assert int(tally["completed"]) + int(tally["cancelled"]) == int(tally["jobs"]) == 20
+
+
+def test_a_broker_url_nothing_handles_exits_2(tmp_path: Path) -> None:
+    done = run_demo(tmp_path, "--broker", "bogus://nowhere")
+
+    assert done.returncode == 2
+    assert "bogus://nowhere" in done.stderr

@@ -1,7 +1,8 @@
 """`errands demo`: run the treasure hunt (errands/demo.py) and draw it with rich.
 
 Needs no TARGET and no server: the files and the SQLite broker live in a temporary directory,
-removed at the end unless --keep.
+removed at the end unless --keep. `--broker URL` runs the same hunt on another broker
+(`redis://127.0.0.1:6379/0?prefix=demo`, say).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from errands.brokers import check_url
 from errands.job import JobState
 
 from .jobs import plural
@@ -52,12 +54,20 @@ PHASES = {"files": "writing files", "jobs": "searching"}
 )
 @click.option("--seed", type=int, help="Makes the files, and where the treasure is, repeatable.")
 @click.option("--keep", is_flag=True, help="Keep the temporary directory (files and database).")
+@click.option(
+    "--broker",
+    "broker_url",
+    metavar="URL",
+    help="Broker URL, e.g. redis://127.0.0.1:6379/0?prefix=demo.  "
+    "[default: a SQLite file in the temporary directory]",
+)
 def demo_command(
     files: int,
     chunk: int,
     processes: int | None,
     seed: int | None,
     keep: bool,
+    broker_url: str | None,
 ) -> None:
     """A treasure hunt: search many small files for the one holding "treasure", in parallel.
 
@@ -67,12 +77,17 @@ def demo_command(
     # Imported here: the demo module makes its App at import, which other commands never need.
     from errands.demo import Hunt, hunt
 
+    if broker_url is not None:
+        try:
+            check_url(broker_url)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--broker") from error
     console = Console(highlight=False, soft_wrap=True)
     seed = seed if seed is not None else random.randrange(2**32)
     root = Path(tempfile.mkdtemp(prefix="errands-demo-"))
     plan = Hunt(
         directory=root / "files",
-        broker_url=f"sqlite:///{root / 'errands-demo.db'}",
+        broker_url=broker_url or f"sqlite:///{root / 'errands-demo.db'}",
         files=files,
         chunk=chunk,
         processes=processes or max(2, os.cpu_count() or 1),
