@@ -3,6 +3,10 @@
 
 redis-py's script objects reload a script when the server answers NOSCRIPT (after `SCRIPT
 FLUSH`, a restart or a failover), so a call never fails for that reason.
+
+Each script starts with a `#!lua` shebang: Redis then judges a writing script against
+`maxmemory` before it runs, so an out-of-memory refusal never leaves half a script's writes
+behind; the reading ones say `no-writes`, so they still run when Redis is full.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ NAMES: Final = (
     "migrate",
 )
 
+#: Scripts that only read.
+READ_ONLY: Final = frozenset({"get", "list", "counts", "workers", "readiness"})
+
 Arg = str | bytes | int | float
 
 
@@ -49,7 +56,8 @@ def source(name: str) -> str:
     folder = resources.files(__package__).joinpath("scripts")
     prelude = folder.joinpath("_prelude.lua").read_text(encoding="utf-8")
     body = folder.joinpath(f"{name}.lua").read_text(encoding="utf-8")
-    return prelude.replace("--KEYS--", lua_prelude()) + "\n" + body
+    shebang = "#!lua flags=no-writes" if name in READ_ONLY else "#!lua"
+    return f"{shebang}\n{prelude.replace('--KEYS--', lua_prelude())}\n{body}"
 
 
 class Scripts:
