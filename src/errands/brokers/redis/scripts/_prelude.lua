@@ -63,15 +63,34 @@ local function index(id, job, state, at)
   end
 end
 
+-- Per-queue state counts change once per script, not once per job: count() adds up the
+-- deltas and flush_counts(), at the end of every script that moves jobs, writes them.
+local DELTAS = {}
+
 local function count(queue, state, delta)
-  redis.call('HINCRBY', K_counts(queue), state, delta)
+  local states = DELTAS[queue]
+  if not states then
+    states = {}
+    DELTAS[queue] = states
+  end
+  states[state] = (states[state] or 0) + delta
+end
+
+local function flush_counts()
+  for queue, states in pairs(DELTAS) do
+    for state, delta in pairs(states) do
+      if delta ~= 0 then redis.call('HINCRBY', K_counts(queue), state, delta) end
+    end
+  end
+  DELTAS = {}
 end
 
 -- Move a loaded job to state `to`, writing the fields of `set` and deleting those in `del`.
 -- Leaving `running` drops the lease; entering a terminal state stamps finished_at and
--- result_expires_at, as every broker does.
-local function move(id, job, to, set, del)
-  unindex(id, job)
+-- result_expires_at, as every broker does. `indexed` false: the caller already took the job
+-- out of its old index.
+local function move(id, job, to, set, del, indexed)
+  if indexed ~= false then unindex(id, job) end
   if job.state == 'running' then
     del[#del + 1] = 'token'
     del[#del + 1] = 'expires_at'
@@ -112,12 +131,13 @@ local function with_error(id, error_json)
   return string.sub(errors, 1, -2) .. ',' .. error_json .. ']'
 end
 
--- Append a job's reply to `out`: its id, FIELDS in order, then its result.
-local function reply(out, id)
+-- Append a job's reply to `out`: its id, FIELDS in order, then its result (false for a job
+-- that cannot have one yet: `running` is false).
+local function reply(out, id, running)
   out[#out + 1] = id
   local values = redis.call('HMGET', K_job(id), unpack(FIELDS))
   for i = 1, #FIELDS do out[#out + 1] = values[i] end
-  out[#out + 1] = redis.call('GET', K_result(id))
+  out[#out + 1] = running ~= true and redis.call('GET', K_result(id))
 end
 
 -- Due scheduled and retryable jobs (of every queue) become available, earliest first.

@@ -18,4 +18,5 @@ for i = 4, #ARGV do
   end
 end
 if #ended > 0 then redis.call('PUBLISH', K_done_channel, table.concat(ended, ' ')) end
+flush_counts()
 return #ended

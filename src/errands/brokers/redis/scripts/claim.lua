@@ -24,25 +24,37 @@ for i = 7, 6 + q do
 end
 if q > 1 then table.sort(ranks) end
 
+-- The hot path, written out rather than through load/move/reply: one HMGET per job serves
+-- the check, the new attempt number and the reply.
+local AT = {}
+for i, name in ipairs(FIELDS) do AT[name] = i end
 local out = {}
 local expires = NOW + lease
 local taken = 0
 for i = 1, math.min(n, #ranks) do
   local member = ranks[i]
   local id = string.sub(member, 25)
-  local job = load(id)
+  local values = redis.call('HMGET', K_job(id), unpack(FIELDS))
   -- By its member, not a rank rebuilt from the hash: a garbled hash still leaves the set.
   redis.call('ZREM', K_ready(queue_of[member]), member)
-  if job and job.state == 'available' then
+  if values[AT.state] == 'available' then
     taken = taken + 1
     local token = ARGV[6 + q + taken]
-    move(id, job, 'running', {
-      attempt = job.attempt + 1, started_at = NOW, expires_at = expires, token = token,
-      worker_id = worker,
-    }, {'cancel_requested'})
+    local attempt = (tonumber(values[AT.attempt]) or 0) + 1
+    redis.call('HSET', K_job(id), 'state', 'running', 'attempt', attempt, 'started_at', NOW,
+      'expires_at', expires, 'token', token, 'worker_id', worker)
+    if values[AT.cancel_requested] then redis.call('HDEL', K_job(id), 'cancel_requested') end
+    redis.call('ZADD', K_running, expires, id)
+    count(queue_of[member], 'available', -1)
+    count(queue_of[member], 'running', 1)
+    values[AT.state], values[AT.attempt], values[AT.started_at] = 'running', attempt, NOW
+    values[AT.expires_at], values[AT.worker_id], values[AT.cancel_requested] = expires, worker, false
     out[#out + 1] = token
     out[#out + 1] = expires
-    reply(out, id)
+    out[#out + 1] = id
+    for f = 1, #FIELDS do out[#out + 1] = values[f] end
+    out[#out + 1] = false  -- no result yet
   end
 end
+flush_counts()
 return out

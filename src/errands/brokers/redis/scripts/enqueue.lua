@@ -17,7 +17,7 @@ local function key_owner(field)
   return owner
 end
 
-local out = {}
+local out, queues = {}, {}
 local stored = 0
 for i = 3, #ARGV, 10 do
   local id, task, queue, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
@@ -55,12 +55,14 @@ for i = 3, #ARGV, 10 do
     index(id, {queue = queue, priority = priority}, state, at)
     redis.call('ZADD', K_ids, 0, id)
     redis.call('ZADD', K_queue_ids(queue), 0, id)
-    redis.call('SADD', K_queues, queue)
+    queues[queue] = true
     count(queue, state, 1)
     stored = stored + 1
     out[#out + 1] = id
     out[#out + 1] = 0
   end
 end
+for queue in pairs(queues) do redis.call('SADD', K_queues, queue) end
+flush_counts()
 if stored > 0 then redis.call('PUBLISH', K_ready_channel, '') end
 return out

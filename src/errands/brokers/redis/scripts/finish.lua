@@ -17,6 +17,7 @@ for i = 3, #ARGV, 5 do
   if not KINDS[ARGV[i]] then return redis.error_reply('unknown outcome kind ' .. ARGV[i]) end
 end
 
+local ENDS = {completed = true, failed = true, cancelled = true}
 local out, ended = {}, {}
 local again = false
 for i = 3, #ARGV, 5 do
@@ -51,7 +52,7 @@ for i = 3, #ARGV, 5 do
     else  -- snoozed
       move(id, job, 'scheduled', {scheduled_at = NOW + tonumber(b)}, {})
     end
-    if TERMINAL[redis.call('HGET', K_job(id), 'state')] then
+    if ENDS[kind] then
       ended[#ended + 1] = id
     else
       again = true
@@ -61,6 +62,7 @@ for i = 3, #ARGV, 5 do
     out[#out + 1] = 0
   end
 end
+flush_counts()
 if #ended > 0 then redis.call('PUBLISH', K_done_channel, table.concat(ended, ' ')) end
 if again then redis.call('PUBLISH', K_ready_channel, '') end
 return out

@@ -5,4 +5,5 @@
 
 local moved = promote(tonumber(ARGV[3]))
 if moved > 0 then redis.call('PUBLISH', K_ready_channel, '') end
+flush_counts()
 return moved

@@ -28,4 +28,5 @@ for _, worker in ipairs(stale) do
   redis.call('HDEL', K_workers, worker)
   redis.call('ZREM', K_seen, worker)
 end
+flush_counts()
 return #doomed

@@ -18,4 +18,5 @@ for _, id in ipairs(ids) do
   end
 end
 if #deleted > 0 then redis.call('PUBLISH', K_done_channel, table.concat(deleted, ' ')) end
+flush_counts()
 return #deleted

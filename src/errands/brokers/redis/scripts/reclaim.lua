@@ -33,6 +33,6 @@ for i, id in ipairs(candidates) do
   redis.call('ZADD', K_running, expires, id)
   out[#out + 1] = token
   out[#out + 1] = expires
-  reply(out, id)
+  reply(out, id, true)
 end
 return out

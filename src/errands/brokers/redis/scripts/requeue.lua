@@ -16,4 +16,5 @@ for i = 3, #ARGV do
   end
 end
 if moved > 0 then redis.call('PUBLISH', K_ready_channel, '') end
+flush_counts()
 return moved
