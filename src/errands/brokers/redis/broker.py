@@ -2,7 +2,8 @@
 
 Every write is one script call, so it is atomic and one round trip whatever the batch size;
 jobs move between states only inside the scripts, so no job is ever held only in a worker's
-memory. Time comes from the injected clock, passed to every script.
+memory. Time is Redis's own (`TIME`, read inside each script), so every worker on every host
+judges leases and due times by one clock; a test's injected clock is passed in instead.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class RedisBroker:
     def __init__(self, url: str, *, clock: Clock | None = None) -> None:
         self._url = parse_url(url)
         self._clock = clock or SystemClock()
+        self._server_time = isinstance(self._clock, SystemClock)
         self._keys = Keys(self._url.prefix)
         self._client: Any = None
         self._node: aioredis.Redis | None = None
@@ -112,8 +114,9 @@ class RedisBroker:
         """The names of this app's keys (for tools and tests)."""
         return self._keys
 
-    def _now_ms(self) -> int:
-        return ms_at(self._clock.now())
+    def _now_ms(self) -> int | str:
+        # The system clock means "now" at the server: every host then shares Redis's clock.
+        return "" if self._server_time else ms_at(self._clock.now())
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -175,6 +178,10 @@ class RedisBroker:
     async def _errors(self) -> AsyncIterator[None]:
         try:
             yield
+        except RuntimeError as error:
+            if not _closed_transport(error):
+                raise
+            raise BrokerUnavailable(f"Redis at {self.location} unavailable: {error}") from error
         except OutOfMemoryError as error:
             raise BrokerFull(f"Redis at {self.location} is out of memory: {error}") from error
         except _UNAVAILABLE as error:
@@ -188,7 +195,15 @@ class RedisBroker:
         assert self._scripts is not None
         self.calls += 1
         async with self._errors():
-            return await self._scripts.run(name, self._now_ms(), args)
+            try:
+                return await self._scripts.run(name, self._now_ms(), args)
+            except RuntimeError as error:
+                if not _closed_transport(error):
+                    raise
+                # uvloop refuses the write on a connection that died while pooled, before a
+                # byte is sent, and redis-py's retry does not know that error: try once more on
+                # a fresh connection, as redis-py does on the standard loop.
+                return await self._scripts.run(name, self._now_ms(), args)
 
     def _listener(self) -> Notices:
         if self._notices is None:
@@ -265,8 +280,7 @@ class RedisBroker:
         await notices.listen()
         while self._notices is not None:
             signal = notices.ready_signal()
-            ready, next_due_ms = await self._run("readiness", *queues)
-            now_ms = self._now_ms()
+            ready, next_due_ms, now_ms = await self._run("readiness", *queues)
             left = deadline - loop.time()
             if ready or left <= 0:
                 return
@@ -361,8 +375,7 @@ class RedisBroker:
 
     async def workers(self) -> list[WorkerInfo]:
         """Workers whose last heartbeat is within the last minute."""
-        cutoff = ms_at(self._clock.now() - WORKER_TTL)
-        reply = await self._run("workers", cutoff)
+        reply = await self._run("workers", to_ms(WORKER_TTL))
         return [
             heartbeat_from_json(reply[i], int(float(reply[i + 1]))) for i in range(0, len(reply), 2)
         ]
@@ -393,6 +406,11 @@ class RedisBroker:
     async def resume(self, queues: Sequence[str]) -> None:
         """Claims take these queues again."""
         await self._run("pause", 0, *queues)
+
+
+def _closed_transport(error: RuntimeError) -> bool:
+    """uvloop's error for a write to a closed connection (asyncio raises ConnectionError)."""
+    return "handler is closed" in str(error)
 
 
 def _credentials(cluster: RedisCluster) -> dict[str, Any]:

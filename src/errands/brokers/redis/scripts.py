@@ -68,6 +68,7 @@ class Scripts:
         self._routing = [keys.meta]
         self._scripts = {name: client.register_script(source(name)) for name in NAMES}
 
-    async def run(self, name: str, now_ms: int, args: Sequence[Arg] = ()) -> Any:
-        """Run script `name` at the broker's `now_ms` with its own ARGV after the first two."""
+    async def run(self, name: str, now_ms: int | str, args: Sequence[Arg] = ()) -> Any:
+        """Run script `name` at `now_ms` ("": Redis's own clock) with its own ARGV after the
+        first two."""
         return await self._scripts[name](keys=self._routing, args=[self._keys.tag, now_ms, *args])

@@ -2,12 +2,17 @@
 --
 -- Every script is called with KEYS[1] = P:meta, which routes the call to the node owning the
 -- app's hash slot (every other key it builds shares that slot through the hash tag), and
--- ARGV[1] = P (the tagged prefix, e.g. "{errands}"), ARGV[2] = now in ms from the broker's
--- clock, so a test's fake clock drives leases and schedules here too. Key names come from
--- keys.py, inserted below as K_name / K_name(x). Instants and durations are integer ms.
+-- ARGV[1] = P (the tagged prefix, e.g. "{errands}"), ARGV[2] = now in ms, or '' for Redis's
+-- own clock: in production every worker on every host then judges leases and due times by
+-- one clock, the server's; a test passes its fake clock's time. Key names come from keys.py,
+-- inserted below as K_name / K_name(x). Instants and durations are integer ms.
 
 local P = ARGV[1]
 local NOW = tonumber(ARGV[2])
+if not NOW then
+  local time = redis.call('TIME')
+  NOW = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
 --KEYS--
 
 local TERMINAL = {completed = true, failed = true, cancelled = true}
