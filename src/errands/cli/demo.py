@@ -25,6 +25,7 @@ from errands.brokers import check_url
 from errands.job import JobState
 
 from .jobs import plural
+from .worker import masked
 
 if TYPE_CHECKING:
     from errands.demo import Hunt, Report
@@ -139,7 +140,7 @@ def _introduce(console: Console, plan: Hunt) -> None:
     console.print(
         f"  files   {plan.directory}  (exactly one holds the word {WORD!r})", markup=False
     )
-    console.print(f"  broker  {plan.broker_url}", markup=False)
+    console.print(f"  broker  {masked(plan.broker_url)}", markup=False)
     console.print(
         f"  jobs    {jobs:,} searches of up to {plural(plan.chunk, 'file')}, "
         "enqueued in one enqueue_many"
