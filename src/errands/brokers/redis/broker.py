@@ -59,6 +59,10 @@ from errands.outcome import Outcome
 log = logging.getLogger(__name__)
 
 SCHEMA: Final = 1  # the key layout's version (keys.py)
+#: Seconds a call waits for a connection or a reply unless the URL says otherwise: without
+#: it, a Redis behind a dead route (no reset, no reply) would hold a call for the kernel's
+#: TCP timeout, many minutes, instead of raising BrokerUnavailable.
+TIMEOUT: Final = 5.0
 WORKER_TTL: Final = timedelta(seconds=60)
 #: Errors that mean Redis cannot be reached or cannot serve right now.
 _UNAVAILABLE: Final = (
@@ -98,6 +102,7 @@ class RedisBroker:
         self._notices: Notices | None = None
         self._checked = False
         self.calls = 0  # script calls so far (one per verb), for benchmarks
+        self._unanswered_claim: list[Any] | None = None
 
     @classmethod
     def from_url(cls, url: str, *, clock: Clock) -> RedisBroker:
@@ -128,7 +133,12 @@ class RedisBroker:
         # longer outages surface as BrokerUnavailable and the caller's own loop retries.
         retry = Retry(ExponentialBackoff(cap=0.2, base=0.02), 2)
         if self._url.cluster:
-            cluster = RedisCluster.from_url(self._url.connect, retry=retry)
+            cluster = RedisCluster.from_url(
+                self._url.connect,
+                retry=retry,
+                socket_timeout=TIMEOUT,
+                socket_connect_timeout=TIMEOUT,
+            )
             async with self._errors():
                 await cluster.initialize()
             node = cluster.get_node_from_key(self._keys.meta)
@@ -140,7 +150,12 @@ class RedisBroker:
                 host=node.host, port=int(node.port), **_credentials(cluster)
             )
         else:
-            self._client = aioredis.Redis.from_url(self._url.connect, retry=retry)
+            self._client = aioredis.Redis.from_url(
+                self._url.connect,
+                retry=retry,
+                socket_timeout=TIMEOUT,
+                socket_connect_timeout=TIMEOUT,
+            )
             self._node = self._client
         self._scripts = Scripts(self._client, self._keys)
         self._notices = Notices(self._node, self._keys)
@@ -230,15 +245,22 @@ class RedisBroker:
             return []
         queues = list(dict.fromkeys(options.queues))
         tokens = [new_token() for _ in range(options.n)]
-        reply = await self._run(
-            "claim",
+        # A claim whose reply was lost is sent again, unchanged, before any new one: Redis
+        # answers it with the jobs it took, if it ran (claim.lua).
+        args = self._unanswered_claim or [
             options.n,
             to_ms(options.lease),
             options.worker_id,
             len(queues),
             *queues,
             *tokens,
-        )
+        ]
+        try:
+            reply = await self._run("claim", *args)
+        except BrokerUnavailable:
+            self._unanswered_claim = args
+            raise
+        self._unanswered_claim = None
         return records.claimed(reply)
 
     async def extend(

@@ -20,6 +20,7 @@ Layout (P is the tagged prefix):
 | P:ids                  | zset   | every job id (lex), for newest-first pages               |
 | P:queue-ids:<queue>    | zset   | one queue's job ids (lex)                                |
 | P:counts:<queue>       | hash   | jobs per state in one queue                              |
+| P:claim:<token>        | string | the ids one claim took, for a lease (a resent claim)    |
 | P:idempotency          | hash   | `task NUL key` -> the id of the job that owns the key    |
 | P:queues, P:paused     | set    | every queue seen; the paused ones                        |
 | P:workers, P:seen      | hash, zset | heartbeats (JSON) by worker id; last seen (ms)       |
@@ -82,6 +83,7 @@ PER_NAME: Final = {
     "ready": "ready",
     "queue_ids": "queue-ids",
     "counts": "counts",
+    "claim": "claim",
 }
 
 

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 SUBSCRIBE_WAIT: Final = 1.0  # seconds a waiter waits for the subscription before reading
 RETRY: Final = 0.2  # seconds between attempts to subscribe again
+READ: Final = 1.0  # seconds one read of the subscription waits for a message
 
 
 class Notices:
@@ -91,7 +92,8 @@ class Notices:
             try:
                 await pubsub.subscribe(ready, done)
                 while True:
-                    message = await pubsub.get_message(timeout=None)
+                    # A bounded read: an idle subscription must never meet the socket timeout.
+                    message = await pubsub.get_message(timeout=READ)
                     if message is None:
                         continue
                     kind, channel = message["type"], message["channel"]

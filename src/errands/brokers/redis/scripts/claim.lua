@@ -4,9 +4,29 @@
 -- ARGV[6] number of queues q   ARGV[7..6+q] queue names   ARGV[7+q..] n fresh lease tokens
 -- Returns per claimed job, in claim order: token, lease expiry (ms), then its reply (prelude).
 -- Each job moves to `running` here, in Redis: no job is ever held only in a worker's memory.
+-- The claim is remembered for a lease under its first token: the same claim sent again (its
+-- reply was lost to a dropped connection) hands back the jobs it took instead of taking more,
+-- so they are not left running unseen until their lease lapses.
 
 local n, lease, worker = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 local q = tonumber(ARGV[6])
+local claim_key = K_claim(ARGV[7 + q])
+
+local earlier = redis.call('GET', claim_key)
+if earlier then
+  local mine, out = {}, {}
+  for i = 7 + q, #ARGV do mine[ARGV[i]] = true end
+  for id in string.gmatch(earlier, '%S+') do
+    local v = redis.call('HMGET', K_job(id), 'state', 'token', 'expires_at')
+    if v[1] == 'running' and mine[v[2]] then
+      out[#out + 1] = v[2]
+      out[#out + 1] = tonumber(v[3])
+      reply(out, id, true)
+    end
+  end
+  return out
+end
+
 promote(1000)
 
 -- The best n ranks over the open queues: each ready set is already in claim order, so the
@@ -28,7 +48,7 @@ if q > 1 then table.sort(ranks) end
 -- the check, the new attempt number and the reply.
 local AT = {}
 for i, name in ipairs(FIELDS) do AT[name] = i end
-local out = {}
+local out, ids = {}, {}
 local expires = NOW + lease
 local taken = 0
 for i = 1, math.min(n, #ranks) do
@@ -39,6 +59,7 @@ for i = 1, math.min(n, #ranks) do
   redis.call('ZREM', K_ready(queue_of[member]), member)
   if values[AT.state] == 'available' then
     taken = taken + 1
+    ids[taken] = id
     local token = ARGV[6 + q + taken]
     local attempt = (tonumber(values[AT.attempt]) or 0) + 1
     redis.call('HSET', K_job(id), 'state', 'running', 'attempt', attempt, 'started_at', NOW,
@@ -57,4 +78,5 @@ for i = 1, math.min(n, #ranks) do
   end
 end
 flush_counts()
+if taken > 0 then redis.call('SET', claim_key, table.concat(ids, ' '), 'PX', lease) end
 return out
