@@ -1,0 +1,548 @@
+"""errands beside the Python Redis-based queues, on one local Redis, in one run.
+
+    python benchmarks/compare/run.py                          # everything, 20,000 jobs
+    python benchmarks/compare/run.py --systems errands,huey --jobs 5000
+    python benchmarks/compare/run.py --summarize benchmarks/compare/.work/results-X.jsonl
+
+Installs each system into a virtual environment of its own under benchmarks/compare/.work/venvs
+(current releases from PyPI; errands from a snapshot of this checkout, not editable), then runs
+peers/bench_<system>.py in that environment against Redis on 127.0.0.1:6379, database 13
+(flushed between phases; FLUSHDB only, never FLUSHALL). Prints a Markdown table of enqueue/s,
+batch enqueue/s, drain/s (no-op and INCR jobs, one worker process), round trip p50/p99, and
+the ratio errands / best peer per metric. Needs only the standard library itself (Python 3.11+).
+See README.md beside this file for what each system's configuration is and why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+PEERS = HERE / "peers"
+WORK = HERE / ".work"
+
+#: What each system's environment gets: the install line its docs give. Installed first and
+#: alone, so that the system's current release wins; then COMMON without --upgrade, which adds
+#: hiredis and keeps whatever redis-py the system chose (the harness and the INCR job use it).
+#: One environment per system: arq's current release wants redis<6 and SAQ's redis extra
+#: redis<8, so one shared environment could not hold every current release.
+SYSTEMS: dict[str, list[str]] = {
+    "errands": [],  # the checkout's snapshot, with its [redis] extra
+    "celery": ["celery[redis]"],
+    "rq": ["rq"],
+    "dramatiq": ["dramatiq[redis]"],
+    "huey": ["huey[redis]"],
+    "arq": ["arq", "uvloop"],
+    # saq imports typing_extensions without declaring it (0.26.4): other packages bring it.
+    "saq": ["saq[redis]", "uvloop", "typing_extensions"],
+    "taskiq": ["taskiq", "taskiq-redis", "uvloop"],
+    "streaq": ["streaq", "uvloop"],
+}
+COMMON = ["redis", "hiredis"]
+STAMP = ".compare-installed"
+
+#: Table columns: (metric in the JSON lines, title, higher is better).
+COLUMNS: list[tuple[str, str, bool]] = [
+    ("enqueue", "enqueue/s", True),
+    ("batch", "batch/s", True),
+    ("drain_noop", "drain/s (noop)", True),
+    ("drain_incr", "drain/s (incr)", True),
+    ("rtt_p50", "RTT p50 ms", False),
+    ("rtt_p99", "RTT p99 ms", False),
+]
+#: Targets for errands / best peer: (metric, ratio, "at least" or "at most").
+TARGETS: dict[str, tuple[float, str]] = {
+    "batch": (3.0, ">="),
+    "drain_noop": (3.0, ">="),
+    "drain_incr": (3.0, ">="),
+    "rtt_p50": (1.0, "<="),
+}
+
+
+def log(text: str) -> None:
+    """A progress line on stderr (stdout is the table)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+# -- Redis, by hand (this script needs nothing outside the standard library) ------------------
+
+
+@dataclass(frozen=True)
+class Redis:
+    """The shared server, spoken to in RESP over one short-lived socket per command."""
+
+    host: str
+    port: int
+    db: int
+
+    @property
+    def url(self) -> str:
+        """redis:// URL of the benchmark database."""
+        return f"redis://{self.host}:{self.port}/{self.db}"
+
+    def command(self, *args: str | int) -> Any:
+        """Send one command (after SELECT db) and return the reply of the last."""
+        with socket.create_connection((self.host, self.port), timeout=5) as sock:
+            stream = sock.makefile("rwb")
+            replies = []
+            for cmd in (("SELECT", self.db), args):
+                parts = [str(arg).encode() for arg in cmd]
+                stream.write(b"*%d\r\n" % len(parts))
+                for part in parts:
+                    stream.write(b"$%d\r\n%s\r\n" % (len(part), part))
+                stream.flush()
+                replies.append(_read_reply(stream))
+            return replies[-1]
+
+
+def _read_reply(stream: Any) -> Any:
+    line = stream.readline().rstrip(b"\r\n")
+    kind, rest = line[:1], line[1:]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise RuntimeError(f"redis: {rest.decode()}")
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        size = int(rest)
+        if size < 0:
+            return None
+        data = stream.read(size + 2)[:-2]
+        return data.decode(errors="replace")
+    if kind == b"*":
+        return [_read_reply(stream) for _ in range(int(rest))]
+    raise RuntimeError(f"redis: unexpected reply {line!r}")
+
+
+def check_redis(server: Redis) -> str:
+    """The server's version; exits when it is unreachable or the database is someone else's."""
+    try:
+        info = server.command("INFO", "server")
+    except OSError as exc:
+        sys.exit(f"no Redis at {server.host}:{server.port}: {exc}")
+    version = next(
+        (line.split(":", 1)[1] for line in info.splitlines() if line.startswith("redis_version")),
+        "?",
+    )
+    keys = server.command("DBSIZE")
+    if keys and not server.command("EXISTS", "compare:owner"):
+        sys.exit(
+            f"database {server.db} holds {keys} keys this harness did not write: "
+            "pick an unused one with --redis-db"
+        )
+    return version
+
+
+# -- environments ------------------------------------------------------------------------------
+
+
+def venv_dir(system: str) -> Path:
+    """The virtual environment of one system."""
+    return WORK / "venvs" / system
+
+
+def venv_python(system: str) -> Path:
+    """Its interpreter."""
+    return venv_dir(system) / "bin" / "python"
+
+
+def pip(system: str, *args: str) -> None:
+    """Run pip in a system's environment; its output goes to a log, shown only on failure."""
+    logfile = WORK / "logs" / f"install-{system}.log"
+    logfile.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [str(venv_python(system)), "-m", "pip", "--disable-pip-version-check", *args]
+    with open(logfile, "a") as out:
+        out.write(f"\n$ {' '.join(cmd)}\n")
+        out.flush()
+        code = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT)
+    if code:
+        tail = logfile.read_text().splitlines()[-25:]
+        raise RuntimeError(f"pip {' '.join(args)} failed ({code}):\n" + "\n".join(tail))
+
+
+def ensure_venv(system: str, python: str, upgrade: bool) -> None:
+    """Create the environment if missing; install its packages when they changed or asked to
+    upgrade (a stamp records what was installed)."""
+    target = venv_dir(system)
+    if not venv_python(system).exists():
+        log(f"{system}: creating {target.relative_to(REPO)}")
+        subprocess.check_call([python, "-m", "venv", str(target)])
+    wanted = [*SYSTEMS[system], "+", *COMMON]
+    stamp = target / STAMP
+    if not upgrade and stamp.exists() and json.loads(stamp.read_text()) == wanted:
+        return
+    if SYSTEMS[system]:
+        log(f"{system}: pip install --upgrade {' '.join(SYSTEMS[system])}")
+        pip(system, "install", "--upgrade", *SYSTEMS[system])
+    pip(system, "install", *COMMON)  # no --upgrade: never moves the redis-py the system chose
+    stamp.write_text(json.dumps(wanted))
+
+
+def snapshot_errands(source: Path) -> Path:
+    """Copy what builds errands (pyproject, README, LICENSE, src/) to a fresh directory, so the
+    install sees neither caches nor edits made while the run goes on."""
+    dest = WORK / "errands-src"
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        if (source / name).exists():
+            shutil.copy2(source / name, dest / name)
+    shutil.copytree(
+        source / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
+    return dest
+
+
+def tree_digest(root: Path) -> str:
+    """A short SHA-256 of every file under root (paths and contents), naming the code measured."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def install_errands(source: Path) -> str:
+    """errands, built from the snapshot and installed non-editable, then its dependencies;
+    returns the snapshot's digest."""
+    snapshot = snapshot_errands(source)
+    log(f"errands: installing a snapshot of {source} (non-editable)")
+    pip("errands", "install", "--no-deps", "--force-reinstall", str(snapshot))
+    pip("errands", "install", f"{snapshot}[redis]")
+    return tree_digest(snapshot)
+
+
+def errands_url(server: Redis, requested: str | None) -> tuple[str, str]:
+    """The broker URL errands runs on, and a note when it is not Redis.
+
+    The Redis broker is used when the installed errands has it; otherwise SQLite (a file under
+    .work), said loudly, so that the rest of the table still comes out."""
+    if requested:
+        return requested, ""
+    url = f"{server.url}?prefix=errands-compare"
+    probe = f"import errands, errands.brokers.redis.broker; errands.App({url!r})"
+    result = subprocess.run(
+        [str(venv_python("errands")), "-c", probe], capture_output=True, text=True
+    )
+    if result.returncode == 0:
+        return url, ""
+    reason = (result.stderr.strip().splitlines() or ["?"])[-1]
+    fallback = f"sqlite:///{WORK / 'errands-compare.db'}"
+    return fallback, f"errands ran on SQLite ({fallback}): its Redis broker is not usable: {reason}"
+
+
+# -- running one system ------------------------------------------------------------------------
+
+
+def kill_groups(pgid_dir: Path) -> None:
+    """SIGKILL every worker group a runner left registered (it stops its own when it can)."""
+    for entry in pgid_dir.iterdir():
+        with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
+            os.killpg(int(entry.name), signal.SIGKILL)
+            log(f"killed leftover worker group {entry.name} ({entry.read_text()})")
+        entry.unlink(missing_ok=True)
+
+
+def run_system(system: str, env: dict[str, str], out: Any, timeout: float) -> list[dict[str, Any]]:
+    """Run one runner in its own session; collect (and append to `out`) its JSON lines."""
+    records: list[dict[str, Any]] = []
+    pgid_dir = Path(env["BENCH_PGID_DIR"])
+    cmd = [str(venv_python(system)), str(PEERS / f"bench_{system}.py")]
+    proc = subprocess.Popen(
+        cmd, cwd=PEERS, env=env, stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("{"):
+                record = json.loads(line)
+                records.append(record)
+                out.write(line)
+                out.flush()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        code = proc.wait(timeout=timeout)
+        if code:
+            records.append(_error(system, f"runner exited with {code}", env))
+    except subprocess.TimeoutExpired:
+        records.append(_error(system, f"runner still going after {timeout:.0f} s: stopped", env))
+        stop_runner(proc)
+    except BaseException:  # Ctrl-C and the like: leave nothing running behind us
+        stop_runner(proc)
+        raise
+    finally:
+        reader.join(timeout=10)
+        kill_groups(pgid_dir)
+    return records
+
+
+def record(run_id: str, system: str, metric: str, **extra: Any) -> dict[str, Any]:
+    """A record written by this script rather than by a runner (an error, the run's header)."""
+    return {"run": run_id, "system": system, "variant": "-", "metric": metric, "value": None,
+            "unit": "", **extra}  # fmt: skip
+
+
+def _error(system: str, text: str, env: dict[str, str]) -> dict[str, Any]:
+    log(f"{system}: {text}")
+    return record(env["BENCH_RUN_ID"], system, "error", phase="runner", error=text)
+
+
+def stop_runner(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM the runner (it stops its workers), SIGKILL its group after 30 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+# -- the table ---------------------------------------------------------------------------------
+
+
+def _fmt(metric: str, value: float) -> str:
+    return f"{value:,.2f}" if metric.startswith("rtt") else f"{value:,.0f}"
+
+
+def summarize(records: Sequence[dict[str, Any]]) -> str:
+    """The Markdown table, the ratios errands / best peer, and the notes."""
+    values: dict[tuple[str, str, str], dict[str, Any]] = {}
+    rows: list[tuple[str, str]] = []
+    errors: list[str] = []
+    infos: dict[str, dict[str, Any]] = {}
+    for rec in records:
+        system, variant, metric = rec["system"], rec["variant"], rec["metric"]
+        if metric == "info":
+            infos[system] = rec
+        elif metric == "error":
+            errors.append(f"{system} {variant} {rec.get('phase', '')}: {rec.get('error')}")
+        elif rec.get("value") is not None:
+            values[(system, variant, metric)] = rec
+            if variant != "-" and (system, variant) not in rows:
+                rows.append((system, variant))
+    for rec in records:  # a system that failed before any drain still gets a row
+        if rec["metric"] in ("info", "error") and not any(r[0] == rec["system"] for r in rows):
+            rows.append((rec["system"], "-"))
+
+    lines = ["| system | variant | " + " | ".join(title for _, title, _ in COLUMNS) + " |"]
+    lines.append("|---|---|" + "---:|" * len(COLUMNS))
+    seen: set[str] = set()
+    for system, variant in rows:
+        cells = []
+        for metric, _, _ in COLUMNS:
+            per_system = metric in ("enqueue", "batch")
+            key = (system, "-" if per_system else variant, metric)
+            if per_system and system in seen:
+                cells.append("")
+            elif key in values:
+                rec = values[key]
+                flag = " †" if rec.get("ran", rec.get("jobs")) != rec.get("jobs") else ""
+                cells.append(_fmt(metric, rec["value"]) + flag)
+            else:
+                cells.append("—")
+        seen.add(system)
+        lines.append(f"| {system} | {variant} | " + " | ".join(cells) + " |")
+
+    lines += ["", "**errands / best peer**", ""]
+    lines.append("| metric | errands | best peer | errands / best peer | target |")
+    lines.append("|---|---:|---:|---:|---|")
+    for metric, title, higher in COLUMNS:
+        ours: list[tuple[float, str]] = []
+        theirs: list[tuple[float, str]] = []
+        for (system, variant, name), rec in values.items():
+            if name == metric and system == "errands":
+                ours.append((rec["value"], variant))
+            elif name == metric:
+                theirs.append((rec["value"], system if variant == "-" else f"{system} {variant}"))
+        if not ours or not theirs:
+            lines.append(f"| {title} | — | — | — | |")
+            continue
+        pick = max if higher else min
+        our_value, our_variant = pick(ours)
+        best_value, best_name = pick(theirs)
+        ratio = our_value / best_value if best_value else float("inf")
+        target = ""
+        if metric in TARGETS:
+            goal, sense = TARGETS[metric]
+            met = ratio >= goal if sense == ">=" else ratio <= goal
+            target = f"{sense} {goal:g}x: {'met' if met else 'NOT met'}"
+        ours_text = _fmt(metric, our_value) + ("" if our_variant == "-" else f" ({our_variant})")
+        lines.append(
+            f"| {title} | {ours_text} | {_fmt(metric, best_value)} ({best_name}) | "
+            f"{ratio:.2f}x | {target} |"
+        )
+
+    notes = []
+    for system, info in infos.items():
+        versions = ", ".join(f"{k} {v}" for k, v in info.get("versions", {}).items())
+        broker = f"; broker {info['broker']}" if "broker" in info else ""
+        notes.append(f"- {system}: {versions}{broker}; {info.get('config', '')}")
+    extra = [rec for rec in records if rec["metric"] == "enqueue_async" and rec.get("value")]
+    for rec in extra:
+        notes.append(
+            f"- errands enqueue_async (one at a time, on its own loop): {rec['value']:,.0f} jobs/s"
+        )
+    if any("†" in line for line in lines):
+        notes.append("- † more jobs ran than were enqueued (some ran twice)")
+    for error in errors:
+        notes.append(f"- FAILED {error}")
+    return "\n".join([*lines, "", *notes])
+
+
+def load(path: Path) -> list[dict[str, Any]]:
+    """Records of a results file (JSON lines)."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+
+
+# -- main --------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options (each also documented in README.md)."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset")
+    parser.add_argument("--jobs", type=int, default=int(os.environ.get("BENCH_JOBS", 20_000)))
+    parser.add_argument("--batch", type=int, default=1000, help="jobs per batch enqueue call")
+    parser.add_argument("--rtt", type=int, default=300, help="round-trip samples per variant")
+    parser.add_argument("--rtt-max-seconds", type=float, default=30.0)
+    parser.add_argument("--drain-timeout", type=float, default=600.0, help="seconds per drain")
+    parser.add_argument("--system-timeout", type=float, default=3600.0, help="seconds per system")
+    parser.add_argument("--out", type=Path, help="JSON lines (default .work/results-TIME.jsonl)")
+    parser.add_argument("--redis-host", default="127.0.0.1")
+    parser.add_argument("--redis-port", type=int, default=6379)
+    parser.add_argument("--redis-db", type=int, default=13, help="a database of our own")
+    parser.add_argument("--errands-url", help="errands' broker URL (default: Redis, else SQLite)")
+    parser.add_argument("--errands-source", type=Path, default=REPO, help="checkout to install")
+    parser.add_argument("--python", default=sys.executable, help="interpreter for the venvs")
+    parser.add_argument("--upgrade", action="store_true", help="re-resolve every peer to latest")
+    parser.add_argument("--summarize", type=Path, help="print the table of a results file; no run")
+    return parser.parse_args(argv)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Install, run every system in turn, print the table."""
+    args = parse_args(argv)
+    # A SIGTERM unwinds like Ctrl-C, through the code that stops runners and flushes Redis.
+    signal.signal(signal.SIGTERM, _terminate)
+    if args.summarize:
+        records = load(args.summarize)
+        for meta in (rec for rec in records if rec["metric"] == "run"):
+            print(meta["header"] + "\n")
+            if meta.get("note"):
+                print(f"**Note:** {meta['note']}\n")
+        print(summarize(records))
+        return 0
+    systems = [name.strip() for name in args.systems.split(",") if name.strip()]
+    unknown = [name for name in systems if name not in SYSTEMS]
+    if unknown:
+        sys.exit(f"unknown systems {unknown}; known: {', '.join(SYSTEMS)}")
+    if args.redis_db == 0:
+        sys.exit("--redis-db 0 is everybody's default database: pick one of our own")
+    server = Redis(args.redis_host, args.redis_port, args.redis_db)
+    redis_version = check_redis(server)
+    started = time.monotonic()
+    run_id = time.strftime("%Y%m%dT%H%M%S")
+    out_path = args.out or WORK / f"results-{run_id}.jsonl"
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+
+    ready: list[str] = []
+    failures: list[dict[str, Any]] = []
+    errands_digest = ""
+    for system in systems:
+        try:
+            ensure_venv(system, args.python, args.upgrade)
+            if system == "errands":
+                errands_digest = install_errands(args.errands_source.resolve())
+            ready.append(system)
+        except (RuntimeError, subprocess.CalledProcessError) as exc:
+            log(f"{system}: install FAILED: {exc}")
+            failures.append(record(run_id, system, "error", phase="install", error=str(exc)[:500]))
+    url, url_note = ("", "")
+    if "errands" in ready:
+        url, url_note = errands_url(server, args.errands_url)
+        if url_note:
+            log(f"NOTE: {url_note}")
+    installed = time.monotonic()
+
+    load1 = os.getloadavg()[0]
+    header = (
+        f"run {run_id}: {args.jobs:,} jobs, {args.rtt} round trips, Redis {redis_version} at "
+        f"{server.url}, {os.cpu_count()} cores, load {load1:.2f} before the run"
+    )
+    if errands_digest:
+        header += f"; errands from {args.errands_source.resolve()} (snapshot {errands_digest})"
+    log(header)
+    if load1 > 0.5:
+        log("the machine is not idle (load > 0.5): figures will be lower and noisier")
+    records: list[dict[str, Any]] = list(failures)
+    with open(out_path, "a") as out, tempfile.TemporaryDirectory(prefix="compare-pgids-") as pgids:
+        meta = record(run_id, "-", "run", header=header, errands_url=url, note=url_note)
+        out.write(json.dumps(meta) + "\n")
+        for rec in failures:
+            out.write(json.dumps(rec) + "\n")
+        env = {
+            **os.environ,
+            "PYTHONPATH": "",  # nothing of the caller's environment leaks into a runner
+            "PYTHONPYCACHEPREFIX": str(WORK / "pycache"),
+            "BENCH_RUN_ID": run_id,
+            "BENCH_JOBS": str(args.jobs),
+            "BENCH_BATCH": str(args.batch),
+            "BENCH_RTT": str(args.rtt),
+            "BENCH_RTT_MAX_S": str(args.rtt_max_seconds),
+            "BENCH_DRAIN_TIMEOUT_S": str(args.drain_timeout),
+            "BENCH_REDIS_URL": server.url,
+            "BENCH_ERRANDS_URL": url,
+            "BENCH_LOG_DIR": str(WORK / "logs" / run_id),
+            "BENCH_PGID_DIR": pgids,
+        }
+        try:
+            for system in ready:
+                log(f"== {system}")
+                records += run_system(system, env, out, args.system_timeout)
+        finally:
+            with contextlib.suppress(OSError, RuntimeError):
+                server.command("FLUSHDB")  # leave our database empty
+    elapsed = time.monotonic() - started
+    load_after = os.getloadavg()[0]
+    print(f"{header}\n")
+    if url_note:
+        print(f"**Note:** {url_note}\n")
+    print(summarize(records))
+    print(
+        f"\nTook {elapsed / 60:.1f} min ({(installed - started) / 60:.1f} installing), "
+        f"load {load_after:.2f} at the end. "
+        f"Results: {out_path}; worker logs: {WORK / 'logs' / run_id}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
