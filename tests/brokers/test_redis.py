@@ -133,6 +133,6 @@ async def test_a_claim_sent_again_after_a_lost_reply_hands_back_the_same_jobs(
 
 def claim_args(claimed: list[Claimed], options: ClaimOptions) -> list[object]:
     """The claim script's arguments of the claim that returned `claimed`."""
-    tokens = [c.lease.token for c in claimed]
+    base = claimed[0].lease.token.rsplit(".", 1)[0]  # each job's token is `<claim's>.<i>`
     lease_ms = int(options.lease.total_seconds() * 1000)
-    return [options.n, lease_ms, options.worker_id, 1, *options.queues, *tokens]
+    return [options.n, lease_ms, options.worker_id, 1, *options.queues, base]

@@ -244,7 +244,6 @@ class RedisBroker:
         if options.n <= 0:
             return []
         queues = list(dict.fromkeys(options.queues))
-        tokens = [new_token() for _ in range(options.n)]
         # A claim whose reply was lost is sent again, unchanged, before any new one: Redis
         # answers it with the jobs it took, if it ran (claim.lua).
         args = self._unanswered_claim or [
@@ -253,7 +252,7 @@ class RedisBroker:
             options.worker_id,
             len(queues),
             *queues,
-            *tokens,
+            new_token(),
         ]
         try:
             reply = await self._run("claim", *args)
@@ -293,25 +292,24 @@ class RedisBroker:
     async def wait_ready(self, queues: Sequence[str], timeout: timedelta) -> None:
         """Return once a job of `queues` may be claimable, or at the timeout; a hint only.
 
-        Subscribed to the ready channel before each read, so no enqueue after the read goes
-        unnoticed; sleeps until a notice, the next due job or the timeout.
+        Watches the ready channel for these queues before it reads, so no enqueue after the
+        read goes unnoticed; then sleeps until a notice, the next due job or the timeout, and
+        returns without reading again: the claim that follows finds out.
         """
         notices = self._listener()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout.total_seconds()
         await notices.listen()
-        while self._notices is not None:
-            signal = notices.ready_signal()
+        signal = notices.watch_ready(queues)
+        try:
             ready, next_due_ms, now_ms = await self._run("readiness", *queues)
-            left = deadline - loop.time()
+            left = timeout.total_seconds()
             if ready or left <= 0:
                 return
             if next_due_ms:
-                left = min(left, max(0.0, (int(next_due_ms) - now_ms) / 1000))
+                left = min(left, max(0.0, (int(next_due_ms) - int(now_ms)) / 1000))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(signal.wait(), left)
-            if loop.time() >= deadline:
-                return
+        finally:
+            notices.unwatch_ready(queues, signal)
 
     async def wait_done(self, job_ids: Sequence[JobId], timeout: timedelta) -> list[Job]:
         """Return the jobs once all are terminal, or as they are at the timeout (or when the
@@ -351,8 +349,7 @@ class RedisBroker:
         if limit <= 0:
             return []
         gone = list(workers_gone)
-        tokens = [new_token() for _ in range(limit)]
-        reply = await self._run("reclaim", limit, to_ms(lease), len(gone), *gone, *tokens)
+        reply = await self._run("reclaim", limit, to_ms(lease), len(gone), *gone, new_token())
         return records.claimed(reply)
 
     async def promote(self, *, limit: int) -> int:

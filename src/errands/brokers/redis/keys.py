@@ -17,8 +17,7 @@ Layout (P is the tagged prefix):
 | P:running              | zset   | running jobs by lease expiry (ms)                        |
 | P:finished             | zset   | terminal jobs by finish time (ms), for retention         |
 | P:results              | zset   | jobs with a stored result by its expiry (ms)             |
-| P:ids                  | zset   | every job id (lex), for newest-first pages               |
-| P:queue-ids:<queue>    | zset   | one queue's job ids (lex)                                |
+| P:queue-ids:<queue>    | zset   | one queue's job ids (lex), for newest-first pages        |
 | P:counts:<queue>       | hash   | jobs per state in one queue                              |
 | P:claim:<token>        | string | the ids one claim took, for a lease (a resent claim)    |
 | P:idempotency          | hash   | `task NUL key` -> the id of the job that owns the key    |
@@ -66,7 +65,6 @@ SINGLE: Final = {
     "running": "running",
     "finished": "finished",
     "results": "results",
-    "ids": "ids",
     "idempotency": "idempotency",
     "queues": "queues",
     "paused": "paused",

@@ -31,7 +31,7 @@ class Notices:
     def __init__(self, client: Any, keys: Keys) -> None:
         self._client = client  # a plain redis.asyncio.Redis: pub/sub needs one node
         self._keys = keys
-        self._ready = asyncio.Event()
+        self._ready: dict[str, set[asyncio.Event]] = {}
         self._done: dict[str, set[asyncio.Event]] = {}
         self._subscribed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -45,26 +45,23 @@ class Notices:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._subscribed.wait(), SUBSCRIBE_WAIT)
 
-    def ready_signal(self) -> asyncio.Event:
-        """The event the next ready notice sets: take it before reading Redis."""
-        return self._ready
+    def watch_ready(self, queues: Iterable[str]) -> asyncio.Event:
+        """An event set when a job of `queues` may have become claimable; take it before
+        reading Redis and pass it to `unwatch_ready` afterwards."""
+        return _watch(self._ready, queues)
+
+    def unwatch_ready(self, queues: Iterable[str], event: asyncio.Event) -> None:
+        """Stop delivering to `event`."""
+        _unwatch(self._ready, queues, event)
 
     def watch(self, job_ids: Iterable[str]) -> asyncio.Event:
         """An event set when any of `job_ids` may have ended; take it before reading Redis and
         pass it to `unwatch` afterwards."""
-        event = asyncio.Event()
-        for job_id in job_ids:
-            self._done.setdefault(job_id, set()).add(event)
-        return event
+        return _watch(self._done, job_ids)
 
     def unwatch(self, job_ids: Iterable[str], event: asyncio.Event) -> None:
         """Stop delivering to `event`."""
-        for job_id in job_ids:
-            events = self._done.get(job_id)
-            if events is not None:
-                events.discard(event)
-                if not events:
-                    del self._done[job_id]
+        _unwatch(self._done, job_ids, event)
 
     async def close(self) -> None:
         """Unsubscribe and stop the reader; idempotent."""
@@ -75,15 +72,11 @@ class Notices:
                 await task
         self._subscribed.clear()
 
-    def _wake_ready(self) -> None:
-        event, self._ready = self._ready, asyncio.Event()
-        event.set()
-
     def _wake_all(self) -> None:
-        self._wake_ready()
-        for events in self._done.values():
-            for event in events:
-                event.set()
+        for watched in (self._ready, self._done):
+            for events in watched.values():
+                for event in events:
+                    event.set()
 
     async def _run(self) -> None:
         ready, done = self._keys.ready_channel.encode(), self._keys.done_channel.encode()
@@ -102,11 +95,9 @@ class Notices:
                             self._subscribed.set()
                             self._wake_all()  # notices sent while unsubscribed are lost
                     elif channel == ready:
-                        self._wake_ready()
+                        _deliver(self._ready, message["data"].decode().split("\n"))
                     elif channel == done:
-                        for job_id in message["data"].decode().split():
-                            for event in self._done.get(job_id, ()):
-                                event.set()
+                        _deliver(self._done, message["data"].decode().split())
             except (RedisError, OSError) as error:
                 if self._subscribed.is_set():
                     log.warning("lost the Redis notice subscription (%s); resubscribing", error)
@@ -116,3 +107,27 @@ class Notices:
             finally:
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()
+
+
+def _watch(watched: dict[str, set[asyncio.Event]], names: Iterable[str]) -> asyncio.Event:
+    event = asyncio.Event()
+    for name in names:
+        watched.setdefault(name, set()).add(event)
+    return event
+
+
+def _unwatch(
+    watched: dict[str, set[asyncio.Event]], names: Iterable[str], event: asyncio.Event
+) -> None:
+    for name in names:
+        events = watched.get(name)
+        if events is not None:
+            events.discard(event)
+            if not events:
+                del watched[name]
+
+
+def _deliver(watched: dict[str, set[asyncio.Event]], names: Iterable[str]) -> None:
+    for name in names:
+        for event in watched.get(name, ()):
+            event.set()

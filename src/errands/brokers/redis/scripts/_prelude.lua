@@ -145,6 +145,20 @@ local function reply(out, id, running)
   out[#out + 1] = running ~= true and redis.call('GET', K_result(id))
 end
 
+-- Queues with jobs that became claimable in this script: publish_ready() names them on the
+-- ready channel (one per line), so only the workers of those queues wake.
+local WOKEN = {}
+
+local function wake(queue)
+  WOKEN[queue] = true
+end
+
+local function publish_ready()
+  local names = {}
+  for queue in pairs(WOKEN) do names[#names + 1] = queue end
+  if #names > 0 then redis.call('PUBLISH', K_ready_channel, table.concat(names, '\n')) end
+end
+
 -- Due scheduled and retryable jobs (of every queue) become available, earliest first.
 local function promote(limit)
   local due = redis.call('ZRANGEBYSCORE', K_due, '-inf', NOW, 'LIMIT', 0, limit)
@@ -152,6 +166,7 @@ local function promote(limit)
     local job = load(id)
     if job then
       move(id, job, 'available', {}, {})
+      wake(job.queue)
     else
       redis.call('ZREM', K_due, id)
     end
@@ -163,7 +178,6 @@ end
 local function delete(id, job)
   unindex(id, job)
   redis.call('ZREM', K_results, id)
-  redis.call('ZREM', K_ids, id)
   redis.call('ZREM', K_queue_ids(job.queue), id)
   redis.call('DEL', K_job(id), K_result(id))
   count(job.queue, job.state, -1)

@@ -1,24 +1,25 @@
 -- claim: promote due jobs, then lease up to n available jobs of the given queues.
 -- KEYS[1] P:meta
 -- ARGV[1] P   ARGV[2] now (ms)   ARGV[3] n   ARGV[4] lease (ms)   ARGV[5] worker id
--- ARGV[6] number of queues q   ARGV[7..6+q] queue names   ARGV[7+q..] n fresh lease tokens
+-- ARGV[6] number of queues q   ARGV[7..6+q] queue names   ARGV[7+q] a fresh random token
+-- (the i-th job claimed gets `<token>.<i>`: unique and unguessable, one argument per claim)
 -- Returns per claimed job, in claim order: token, lease expiry (ms), then its reply (prelude).
 -- Each job moves to `running` here, in Redis: no job is ever held only in a worker's memory.
--- The claim is remembered for a lease under its first token: the same claim sent again (its
+-- The claim is remembered for a lease under its token: the same claim sent again (its
 -- reply was lost to a dropped connection) hands back the jobs it took instead of taking more,
 -- so they are not left running unseen until their lease lapses.
 
 local n, lease, worker = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 local q = tonumber(ARGV[6])
-local claim_key = K_claim(ARGV[7 + q])
+local base = ARGV[7 + q]
+local claim_key = K_claim(base)
 
 local earlier = redis.call('GET', claim_key)
 if earlier then
-  local mine, out = {}, {}
-  for i = 7 + q, #ARGV do mine[ARGV[i]] = true end
+  local out = {}
   for id in string.gmatch(earlier, '%S+') do
     local v = redis.call('HMGET', K_job(id), 'state', 'token', 'expires_at')
-    if v[1] == 'running' and mine[v[2]] then
+    if v[1] == 'running' and string.sub(v[2] or '', 1, #base + 1) == base .. '.' then
       out[#out + 1] = v[2]
       out[#out + 1] = tonumber(v[3])
       reply(out, id, true)
@@ -60,7 +61,7 @@ for i = 1, math.min(n, #ranks) do
   if values[AT.state] == 'available' then
     taken = taken + 1
     ids[taken] = id
-    local token = ARGV[6 + q + taken]
+    local token = base .. '.' .. taken
     local attempt = (tonumber(values[AT.attempt]) or 0) + 1
     redis.call('HSET', K_job(id), 'state', 'running', 'attempt', attempt, 'started_at', NOW,
       'expires_at', expires, 'token', token, 'worker_id', worker)
@@ -78,5 +79,6 @@ for i = 1, math.min(n, #ranks) do
   end
 end
 flush_counts()
+publish_ready()  -- jobs it promoted, for the workers of other queues
 if taken > 0 then redis.call('SET', claim_key, table.concat(ids, ' '), 'PX', lease) end
 return out

@@ -5,7 +5,7 @@
 --           max_attempts, max_crashes, result_ttl (ms), idempotency key ('' = none)
 -- Returns two values per spec: the id it is stored under, and 1 when it was a duplicate (its
 -- id was already stored, or its task's key names a live job), else 0.
--- Publishes on the ready channel when a job was stored.
+-- Publishes the queues of the stored jobs on the ready channel.
 
 -- The job owning `field` of the idempotency hash, unless it is gone or its result expired.
 local function key_owner(field)
@@ -53,9 +53,9 @@ for i = 3, #ARGV, 10 do
     end
     redis.call('HSET', K_job(id), unpack(fields))
     index(id, {queue = queue, priority = priority}, state, at)
-    redis.call('ZADD', K_ids, 0, id)
     redis.call('ZADD', K_queue_ids(queue), 0, id)
     queues[queue] = true
+    wake(queue)  -- a scheduled job too: a waiter may sleep past its due time
     count(queue, state, 1)
     stored = stored + 1
     out[#out + 1] = id
@@ -64,5 +64,5 @@ for i = 3, #ARGV, 10 do
 end
 for queue in pairs(queues) do redis.call('SADD', K_queues, queue) end
 flush_counts()
-if stored > 0 then redis.call('PUBLISH', K_ready_channel, '') end
+publish_ready()
 return out

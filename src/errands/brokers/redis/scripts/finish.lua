@@ -7,8 +7,8 @@
 --   crashed:   a = error JSON, b = delay (ms; '' = due at once, keeping scheduled_at)
 --   cancelled: a = reason            released: -            snoozed: b = delay (ms)
 -- Returns 1 per applied outcome, 0 where the lease was lost (nothing changed).
--- Publishes the ids of jobs that ended on the done channel, and on the ready channel when a
--- job is waiting again.
+-- Publishes the ids of jobs that ended on the done channel, and the queues of jobs waiting
+-- again on the ready channel.
 
 local KINDS = {completed = true, retrying = true, failed = true, crashed = true,
   cancelled = true, released = true, snoozed = true}
@@ -19,7 +19,6 @@ end
 
 local ENDS = {completed = true, failed = true, cancelled = true}
 local out, ended = {}, {}
-local again = false
 for i = 3, #ARGV, 5 do
   local kind, id, token, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local job = load(id)
@@ -55,7 +54,7 @@ for i = 3, #ARGV, 5 do
     if ENDS[kind] then
       ended[#ended + 1] = id
     else
-      again = true
+      wake(job.queue)
     end
     out[#out + 1] = 1
   else
@@ -64,5 +63,5 @@ for i = 3, #ARGV, 5 do
 end
 flush_counts()
 if #ended > 0 then redis.call('PUBLISH', K_done_channel, table.concat(ended, ' ')) end
-if again then redis.call('PUBLISH', K_ready_channel, '') end
+publish_ready()
 return out

@@ -9,7 +9,8 @@ for i = 4, #ARGV do
     redis.call('SADD', K_paused, ARGV[i])
   else
     redis.call('SREM', K_paused, ARGV[i])
+    wake(ARGV[i])
   end
 end
-if ARGV[3] == '0' then redis.call('PUBLISH', K_ready_channel, '') end
+publish_ready()
 return 0

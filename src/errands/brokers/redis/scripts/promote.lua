@@ -4,6 +4,6 @@
 -- Returns how many moved; publishes on the ready channel when any did.
 
 local moved = promote(tonumber(ARGV[3]))
-if moved > 0 then redis.call('PUBLISH', K_ready_channel, '') end
+publish_ready()
 flush_counts()
 return moved

@@ -1,7 +1,8 @@
 -- reclaim: take over running jobs whose lease expired or whose worker is gone.
 -- KEYS[1] P:meta
 -- ARGV[1] P   ARGV[2] now (ms)   ARGV[3] limit   ARGV[4] lease (ms)
--- ARGV[5] number of gone workers g   ARGV[6..5+g] their ids   ARGV[6+g..] limit fresh tokens
+-- ARGV[5] number of gone workers g   ARGV[6..5+g] their ids   ARGV[6+g] a fresh random token
+-- (the i-th job taken gets `<token>.<i>`)
 -- Returns per job, soonest expiry first: token, lease expiry (ms), then its reply (prelude).
 -- Each keeps its attempt, worker_id and pending cancel; the old token no longer holds.
 
@@ -28,7 +29,7 @@ end
 local out = {}
 local expires = NOW + lease
 for i, id in ipairs(candidates) do
-  local token = ARGV[5 + g + i]
+  local token = ARGV[6 + g] .. '.' .. i
   redis.call('HSET', K_job(id), 'token', token, 'expires_at', expires)
   redis.call('ZADD', K_running, expires, id)
   out[#out + 1] = token

@@ -13,8 +13,9 @@ for i = 3, #ARGV do
     move(id, job, 'available', {failures = 0, crashes = 0, scheduled_at = NOW},
       {'fail_reason', 'cancel_reason', 'cancel_requested', 'finished_at', 'result_expires_at'})
     moved = moved + 1
+    wake(job.queue)
   end
 end
-if moved > 0 then redis.call('PUBLISH', K_ready_channel, '') end
+publish_ready()
 flush_counts()
 return moved
