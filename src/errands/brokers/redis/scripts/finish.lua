@@ -17,48 +17,67 @@ for i = 3, #ARGV, 5 do
   if not KINDS[ARGV[i]] then return redis.error_reply('unknown outcome kind ' .. ARGV[i]) end
 end
 
-local ENDS = {completed = true, failed = true, cancelled = true}
 local out, ended = {}, {}
+
+-- The common outcome, written out: four fields read instead of load()'s thirteen.
+local function complete(id, token, result)
+  local v = redis.call('HMGET', K_job(id), 'state', 'token', 'queue', 'result_ttl')
+  if v[1] ~= 'running' or v[2] ~= token then return 0 end
+  local ttl = tonumber(v[4]) or 0
+  redis.call('HSET', K_job(id), 'state', 'completed', 'finished_at', NOW,
+    'result_expires_at', NOW + ttl)
+  redis.call('HDEL', K_job(id), 'token', 'expires_at')
+  redis.call('ZREM', K_running, id)
+  redis.call('ZADD', K_finished, NOW, id)
+  if ttl > 0 then
+    redis.call('SET', K_result(id), result, 'PX', ttl)
+    redis.call('ZADD', K_results, NOW + ttl, id)
+  end
+  count(v[3] or '', 'running', -1)
+  count(v[3] or '', 'completed', 1)
+  ended[#ended + 1] = id
+  return 1
+end
+
+local function settle(kind, id, token, a, b)
+  local job = load(id)
+  if not job or job.state ~= 'running' or job.token ~= token then return 0 end
+  if kind == 'retrying' then
+    move(id, job, 'retryable', {
+      failures = job.failures + 1, errors = with_error(id, a), scheduled_at = NOW + tonumber(b),
+    }, {})
+  elseif kind == 'failed' then
+    local set = {fail_reason = a}
+    if b ~= '' then
+      if a == 'crashed' then set.crashes = job.crashes + 1 else set.failures = job.failures + 1 end
+      set.errors = with_error(id, b)
+    end
+    move(id, job, 'failed', set, {})
+  elseif kind == 'crashed' then
+    local set = {crashes = job.crashes + 1, errors = with_error(id, a)}
+    if b ~= '' then set.scheduled_at = NOW + tonumber(b) end
+    move(id, job, 'retryable', set, {})
+  elseif kind == 'cancelled' then
+    move(id, job, 'cancelled', {cancel_reason = a}, {})
+  elseif kind == 'released' then
+    move(id, job, 'available', {}, {})
+  else  -- snoozed
+    move(id, job, 'scheduled', {scheduled_at = NOW + tonumber(b)}, {})
+  end
+  if kind == 'failed' or kind == 'cancelled' then
+    ended[#ended + 1] = id
+  else
+    wake(job.queue)
+  end
+  return 1
+end
+
 for i = 3, #ARGV, 5 do
   local kind, id, token, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  local job = load(id)
-  if job and job.state == 'running' and job.token == token then
-    if kind == 'completed' then
-      move(id, job, 'completed', {}, {})
-      if job.result_ttl > 0 then
-        redis.call('SET', K_result(id), a, 'PX', job.result_ttl)
-        redis.call('ZADD', K_results, NOW + job.result_ttl, id)
-      end
-    elseif kind == 'retrying' then
-      move(id, job, 'retryable', {
-        failures = job.failures + 1, errors = with_error(id, a), scheduled_at = NOW + tonumber(b),
-      }, {})
-    elseif kind == 'failed' then
-      local set = {fail_reason = a}
-      if b ~= '' then
-        if a == 'crashed' then set.crashes = job.crashes + 1 else set.failures = job.failures + 1 end
-        set.errors = with_error(id, b)
-      end
-      move(id, job, 'failed', set, {})
-    elseif kind == 'crashed' then
-      local set = {crashes = job.crashes + 1, errors = with_error(id, a)}
-      if b ~= '' then set.scheduled_at = NOW + tonumber(b) end
-      move(id, job, 'retryable', set, {})
-    elseif kind == 'cancelled' then
-      move(id, job, 'cancelled', {cancel_reason = a}, {})
-    elseif kind == 'released' then
-      move(id, job, 'available', {}, {})
-    else  -- snoozed
-      move(id, job, 'scheduled', {scheduled_at = NOW + tonumber(b)}, {})
-    end
-    if ENDS[kind] then
-      ended[#ended + 1] = id
-    else
-      wake(job.queue)
-    end
-    out[#out + 1] = 1
+  if kind == 'completed' then
+    out[#out + 1] = complete(id, token, a)
   else
-    out[#out + 1] = 0
+    out[#out + 1] = settle(kind, id, token, a, b)
   end
 end
 flush_counts()
