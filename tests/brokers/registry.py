@@ -10,6 +10,8 @@ cleanup of what a test left on it. What a broker does not do is declared in its 
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
 import os
 import uuid
@@ -91,3 +93,71 @@ def _redis_cleanup(url: str) -> None:
 
 
 register(Entry("redis", _redis_url, _redis_unavailable, _redis_cleanup))
+
+
+#: The shared PostgreSQL of the machine (CI starts it); tests keep apart by schema.
+POSTGRES_URL = os.environ.get(
+    "ERRANDS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+#: Each URL handed out and not yet cleaned up, by the test directory it was made for: a cleanup
+#: also drops the schemas of directories made inside that one, and whatever is left when the
+#: process exits is dropped then (the model test opens one per example, with no cleanup).
+_POSTGRES_DIRECTORIES: dict[str, Path] = {}
+
+
+def _postgres_unavailable() -> str | None:
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed (pip install -e '.[test]')"
+    try:
+        psycopg.connect(POSTGRES_URL, connect_timeout=2).close()
+    except psycopg.Error as error:
+        return f"no PostgreSQL at {POSTGRES_URL}: {error}"
+    return None
+
+
+def _postgres_url(directory: Path) -> str:
+    # The same directory gives the same schema: a second broker opens the same storage.
+    digest = hashlib.sha1(str(directory).encode()).hexdigest()[:12]
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    url = f"{POSTGRES_URL}{separator}schema=test_{_SESSION}_{digest}"
+    if not _POSTGRES_DIRECTORIES:
+        atexit.register(_postgres_cleanup_left)
+    _POSTGRES_DIRECTORIES[url] = directory
+    return url
+
+
+def _postgres_cleanup_left() -> None:
+    atexit.unregister(_postgres_cleanup_left)
+    left = list(_POSTGRES_DIRECTORIES)
+    _POSTGRES_DIRECTORIES.clear()
+    with contextlib.suppress(Exception):  # a server gone by now keeps them; nothing to do
+        _drop_schemas(left)
+
+
+def _postgres_cleanup(url: str) -> None:
+    top = _POSTGRES_DIRECTORIES.pop(url, None)
+    doomed = [url]
+    if top is not None:
+        inside = [u for u, d in _POSTGRES_DIRECTORIES.items() if d.is_relative_to(top)]
+        doomed += inside
+        for one in inside:
+            del _POSTGRES_DIRECTORIES[one]
+    _drop_schemas(doomed)
+
+
+def _drop_schemas(urls: list[str]) -> None:
+    import psycopg
+    from psycopg import sql
+
+    from errands.brokers.postgres.url import parse_url
+
+    with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5) as connection:
+        connection.execute("SET lock_timeout = '10s'")
+        for url in urls:
+            schema = sql.Identifier(parse_url(url).schema)
+            connection.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(schema))
+
+
+register(Entry("postgres", _postgres_url, _postgres_unavailable, _postgres_cleanup))

@@ -13,6 +13,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from errands.cli.main import main
+from tests.brokers.registry import REGISTRY
+from tests.conftest import require_service
 
 MIGRATIONS = sorted(
     (Path(__file__).parents[2] / "src/errands/brokers/sqlite/migrations").glob("[0-9]*_*.sql")
@@ -77,7 +79,7 @@ def test_a_second_run_finds_the_schema_up_to_date_and_applies_nothing(
 @pytest.mark.parametrize(
     ("url", "problem"),
     [
-        ("postgres://db/jobs", "no broker for URL 'postgres://db/jobs' (schemes known: memory"),
+        ("mysql://db/jobs", "no broker for URL 'mysql://db/jobs' (schemes known: memory"),
         ("sqlite://host/jobs.db", "a sqlite URL names no host"),
         ("sqlite:///", "no database file in 'sqlite:///'"),
         ("sqlite:///jobs.db?synchronous=SOMETIMES", "synchronous='SOMETIMES' is not one of"),
@@ -106,3 +108,30 @@ def test_a_file_that_is_not_a_database_exits_1_and_is_left_alone(
     assert result.exit_code == 1
     assert f"cannot migrate {here / 'notes.db'}: file is not a database" in result.stderr
     assert (here / "notes.db").read_text() == "not SQLite\n"
+
+
+@pytest.mark.parametrize("name", ["postgres", "redis"])
+def test_a_server_broker_is_migrated_and_a_second_run_finds_it_up_to_date(
+    runner: CliRunner, tmp_path: Path, name: str
+) -> None:
+    entry = REGISTRY[name]
+    why = entry.unavailable()
+    require_service(name, why is None, why or "")
+    url = entry.url(tmp_path)
+    try:
+        first, second = migrate(runner, url), migrate(runner, url)
+    finally:
+        entry.cleanup(url)
+
+    assert first.exit_code == 0, first.output
+    assert second.exit_code == 0, second.output
+    assert second.stdout.startswith("schema up to date at ")
+    if name == "postgres":
+        assert "(migration 0001_initial)" in second.stdout
+
+
+def test_a_server_that_cannot_be_reached_exits_1_naming_it(runner: CliRunner) -> None:
+    result = migrate(runner, "redis://127.0.0.1:1/0?socket_connect_timeout=1")
+
+    assert result.exit_code == 1
+    assert "cannot migrate redis://127.0.0.1:1/0" in result.stderr

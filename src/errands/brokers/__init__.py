@@ -35,17 +35,29 @@ def _open_redis(url: str, clock: Clock) -> Broker:
     return RedisBroker.from_url(url, clock=clock)
 
 
+def _open_postgres(url: str, clock: Clock) -> Broker:
+    try:
+        from errands.brokers.postgres.broker import PostgresBroker
+    except ImportError as error:  # the driver is an optional extra
+        raise ImportError(
+            f"the PostgreSQL broker needs psycopg 3: pip install 'errands[postgres]' ({error})"
+        ) from error
+    return PostgresBroker.from_url(url, clock=clock)
+
+
 OPENERS: Final[Mapping[str, Opener]] = {
     "memory": _open_memory,
     "sqlite": _open_sqlite,
     "redis": _open_redis,
     "rediss": _open_redis,
+    "postgresql": _open_postgres,
+    "postgres": _open_postgres,
 }
 
 
 def from_url(url: str, *, clock: Clock | None = None) -> Broker:
-    """A broker for `url` (`memory://`, `sqlite:///path.db`, `redis://host:port/db`), not
-    yet opened."""
+    """A broker for `url` (`memory://`, `sqlite:///path.db`, `redis://host:port/db`,
+    `postgresql://user@host:port/db?schema=app`), not yet opened."""
     return _opener(url)(url, clock or SystemClock())
 
 

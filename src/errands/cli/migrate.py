@@ -1,7 +1,8 @@
 """`errands migrate URL`: create or upgrade a broker's schema, with no TARGET to import.
 
 A producer in another language (docs/protocol.md) writes jobs straight into the database, so it
-needs the tables before any worker or Python producer has opened the file.
+needs the tables before any worker or Python producer has opened the file; a deploy may want
+the PostgreSQL schema in place before the new workers start.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 import click
 
 from errands.brokers import from_url
+from errands.brokers.contract import Broker
 from errands.errors import ErrandsError
 
 if TYPE_CHECKING:
@@ -22,16 +24,40 @@ if TYPE_CHECKING:
 @click.command("migrate")
 @click.argument("url")
 def migrate_command(url: str) -> None:
-    """Create or upgrade the schema of the broker at URL, e.g. sqlite:///errands.db.
+    """Create or upgrade the schema of the broker at URL, e.g. sqlite:///errands.db or
+    postgresql://host/db?schema=shop (Redis: records its key layout's version).
 
-    Safe to repeat and to run while workers use the file. A bad URL exits 2; a file that
-    cannot be opened or written exits 1.
+    Safe to repeat and to run while workers use the broker. A bad URL exits 2; storage that
+    cannot be reached, opened or written exits 1.
     """
+    from errands.brokers.sqlite.broker import SQLiteBroker
+
+    broker = _broker(url)
+    if isinstance(broker, SQLiteBroker):
+        _migrate_sqlite(broker)
+    else:
+        _migrate_server(broker)
+
+
+def _migrate_server(broker: Broker) -> None:
+    try:
+        asyncio.run(_migrate(broker))
+    except ErrandsError as error:
+        raise click.ClickException(f"cannot migrate {broker.location}: {error}") from None
+    latest = ""
+    if broker.capabilities.name == "postgres":
+        from errands.brokers.postgres.sql import MIGRATIONS as PG_MIGRATIONS
+
+        last = PG_MIGRATIONS[-1]
+        latest = f" (migration {last.version:04d}_{last.name})"
+    click.echo(f"schema up to date at {broker.location}{latest}")
+
+
+def _migrate_sqlite(broker: SQLiteBroker) -> None:
     # Imported here, as from_url does, so the other commands never load the SQLite broker.
     from errands.brokers.sqlite.sql import MIGRATIONS
     from errands.brokers.sqlite.wakeup import wake_directory
 
-    broker = _sqlite_broker(url)
     path = broker.path.resolve()
     if not path.parent.is_dir():
         raise click.BadParameter(
@@ -50,24 +76,22 @@ def migrate_command(url: str) -> None:
     click.echo(f"workers' wake-up sockets: {wake_directory(path)}")
 
 
-def _sqlite_broker(url: str) -> SQLiteBroker:
-    from errands.brokers.sqlite.broker import SQLiteBroker
-
+def _broker(url: str) -> Broker:
     try:
         broker = from_url(url)
-    except ValueError as error:  # an unknown scheme, or a sqlite URL that does not parse
+    except ValueError as error:  # an unknown scheme, or a URL that does not parse
         raise click.BadParameter(str(error), param_hint="URL") from None
-    if not isinstance(broker, SQLiteBroker):
+    if not broker.capabilities.cross_process:
         raise click.BadParameter(
             f"{url!r} is a {broker.capabilities.name} broker, which lives inside one Python "
-            "process and has no schema; only a sqlite:/// database can be shared",
+            "process and has no schema",
             param_hint="URL",
         )
     return broker
 
 
-async def _migrate(broker: SQLiteBroker) -> None:
+async def _migrate(broker: Broker) -> None:
     try:
-        await broker.open()  # creates the file and applies every pending migration
+        await broker.open()  # creates the storage and applies every pending migration
     finally:
         await broker.close()

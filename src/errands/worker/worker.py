@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from errands.app import App
 
 log = logging.getLogger("errands.worker")
+CLAIM_RETRY_CAP = 1.0  # seconds: the longest pause between failed claims
 DEFAULT_CONCURRENCY: dict[PoolName, int] = {"async": 100, "thread": 16, "process": 0}
 
 
@@ -248,7 +249,9 @@ class Worker:
             claimed = await broker.claim(ClaimOptions(self.queues, n, self.lease, self.id))
         except Exception as error:
             self._claim_failures += 1
-            pause = min(5.0, 0.1 * 2**self._claim_failures)
+            # Capped at a second: a worker must resume within a second or so of its broker
+            # coming back, however long the outage was.
+            pause = min(CLAIM_RETRY_CAP, 0.1 * 2**self._claim_failures)
             log.error("claim failed (%s); trying again in %.1fs", error, pause)
             await self._first(asyncio.sleep(pause), self._stopping.wait())
             return []

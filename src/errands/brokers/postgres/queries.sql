@@ -1,0 +1,416 @@
+-- Every statement the PostgreSQL broker runs, each verb one statement (enqueue with idempotency
+-- keys: a short transaction of two or three). Parameters are psycopg's named ones; a batch
+-- travels as arrays read with unnest, so no statement is built at run time and a batch of any
+-- size is one statement. Names are unqualified: each connection's search_path is the URL's
+-- schema.
+--
+-- %(now)s is the broker's clock. In production it is the text 'now', which PostgreSQL reads as
+-- the start of the current transaction (the server's clock, so every host shares one); a test's
+-- injected clock is passed as a timestamptz instead. Either way, one statement sees one instant.
+--
+-- Writes wake the waiters of other processes with notice(channel, payload) (0001_initial.sql):
+-- %(ready)s carries queue names, one a line; %(done)s carries the ids of jobs that ended. Each
+-- notice is an aggregate over what the statement changed, so it runs exactly once, and
+-- PostgreSQL delivers it only if the transaction commits.
+
+-- name: migrations_create
+CREATE TABLE IF NOT EXISTS migrations (
+    version    integer PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- name: migrations_applied
+SELECT version FROM migrations ORDER BY version;
+
+-- name: migration_record
+INSERT INTO migrations (version, name) VALUES (%(version)s, %(name)s);
+
+-- name: migrate_lock
+-- Processes migrating one schema at once take turns; the later ones find nothing left to do.
+SELECT pg_advisory_xact_lock(%(key)s);
+
+-- name: schema_create
+-- {schema} is the URL's schema as a quoted identifier (psycopg.sql), not a parameter.
+CREATE SCHEMA IF NOT EXISTS {schema};
+
+-- name: migrate_search_path
+-- For the migration's transaction only (is_local): the new tables land in the URL's schema.
+SELECT set_config('search_path', %(search_path)s, true);
+
+-- name: session_setup
+-- Run on each new connection of the pool (autocommit): names resolve in the URL's schema, and
+-- timestamptz values come back in UTC.
+SELECT set_config('search_path', %(search_path)s, false), set_config('TimeZone', 'UTC', false);
+
+-- name: enqueue_release
+-- A finished job whose result expired gives its (task, key) up, so the key can name a new job.
+-- Run before the insert, in the same transaction, only for batches that carry keys.
+UPDATE jobs AS j SET idempotency_key = NULL
+FROM unnest(%(tasks)s::text[], %(keys)s::text[]) AS k (task, key)
+WHERE j.task = k.task AND j.idempotency_key = k.key
+  AND j.state IN ('completed', 'failed', 'cancelled')
+  AND j.result_expires_at <= %(now)s::timestamptz;
+
+-- name: enqueue
+-- DO NOTHING on a known id or a taken (task, idempotency key): the unique indexes decide, also
+-- against producers racing in other transactions (an insert waits for the one that holds the
+-- key to commit or roll back). The caller sorts out the specs left out (enqueue_owners).
+-- A past ETA is stored as now, like the memory broker: claim order is arrival order.
+WITH inserted AS (
+    INSERT INTO jobs (
+        id, task, queue, state, payload, priority, max_attempts, max_crashes,
+        enqueued_at, scheduled_at, result_ttl, idempotency_key
+    )
+    SELECT
+        s.id, s.task, s.queue,
+        CASE WHEN s.due > %(now)s::timestamptz THEN 'scheduled' ELSE 'available' END,
+        s.payload, s.priority, s.max_attempts, s.max_crashes, %(now)s::timestamptz,
+        CASE WHEN s.due > %(now)s::timestamptz THEN s.due ELSE %(now)s::timestamptz END,
+        s.result_ttl, s.idempotency_key
+    FROM unnest(
+        %(ids)s::text[], %(tasks)s::text[], %(queues)s::text[], %(payloads)s::bytea[],
+        %(priorities)s::integer[], %(dues)s::timestamptz[], %(max_attempts)s::integer[],
+        %(max_crashes)s::integer[], %(result_ttls)s::interval[], %(keys)s::text[]
+    ) WITH ORDINALITY AS s (
+        id, task, queue, payload, priority, due, max_attempts, max_crashes, result_ttl,
+        idempotency_key, position
+    )
+    ORDER BY s.position
+    ON CONFLICT DO NOTHING
+    RETURNING id, queue
+),
+known AS (
+    INSERT INTO queues (name) SELECT DISTINCT queue FROM inserted ON CONFLICT DO NOTHING
+)
+-- A scheduled job wakes its queue's waiters too: one may be asleep past its due time.
+SELECT
+    coalesce(array_agg(id), '{}') AS ids,
+    notice(%(ready)s, string_agg(DISTINCT queue, E'\n')) AS noticed
+FROM inserted;
+
+-- name: enqueue_owners
+-- For the specs the insert left out: is the id stored (a resend), and which job holds the key.
+SELECT s.position, stored.id IS NOT NULL AS stored, owner.id AS owner
+FROM unnest(%(ids)s::text[], %(tasks)s::text[], %(keys)s::text[]) WITH ORDINALITY
+    AS s (id, task, key, position)
+LEFT JOIN jobs AS stored ON stored.id = s.id
+LEFT JOIN jobs AS owner ON owner.task = s.task AND owner.idempotency_key = s.key
+ORDER BY s.position;
+
+-- name: claim
+-- One statement: promote every due job (up to :promote_limit, of any queue, as the memory
+-- broker does), and lease the best :n claimable jobs of the unpaused queues asked.
+-- `ready` takes the best :n of each queue from jobs_claimable (a LATERAL join per queue, so a
+-- claim reads only the rows it may take, however many are stored); due jobs of those queues
+-- compete with them, and the rest of the due jobs become available. SKIP LOCKED: concurrent
+-- claimers never wait for each other and never take the same job. A row is updated once: the
+-- due jobs claimed go straight to running. Rows come back in claim order.
+WITH open AS (
+    SELECT q.name FROM unnest(%(queues)s::text[]) AS q (name)
+    WHERE NOT EXISTS (SELECT 1 FROM queues WHERE queues.name = q.name AND queues.paused)
+),
+due AS MATERIALIZED (
+    SELECT id, queue, priority, scheduled_at FROM jobs
+    WHERE state IN ('scheduled', 'retryable') AND scheduled_at <= %(now)s::timestamptz
+    ORDER BY scheduled_at, id
+    LIMIT %(promote_limit)s
+    FOR UPDATE SKIP LOCKED
+),
+ready AS MATERIALIZED (
+    SELECT best.id, best.priority, best.scheduled_at
+    FROM open
+    CROSS JOIN LATERAL (
+        SELECT id, priority, scheduled_at FROM jobs
+        WHERE state = 'available' AND queue = open.name
+        ORDER BY priority DESC, scheduled_at, id
+        LIMIT %(n)s
+        FOR UPDATE SKIP LOCKED
+    ) AS best
+),
+picked AS MATERIALIZED (
+    SELECT id FROM (
+        SELECT id, priority, scheduled_at FROM ready
+        UNION ALL
+        SELECT id, priority, scheduled_at FROM due WHERE queue IN (SELECT name FROM open)
+    ) AS candidates
+    ORDER BY priority DESC, scheduled_at, id
+    LIMIT %(n)s
+),
+promoted AS (
+    UPDATE jobs AS j SET state = 'available'
+    FROM due
+    WHERE j.id = due.id AND due.id NOT IN (SELECT id FROM picked)
+    RETURNING j.queue
+),
+claimed AS (
+    UPDATE jobs AS j SET
+        state = 'running', attempt = j.attempt + 1, started_at = %(now)s::timestamptz,
+        worker_id = %(worker_id)s, lease_token = replace(gen_random_uuid()::text, '-', ''),
+        lease_expires_at = %(now)s::timestamptz + %(lease)s::interval,
+        cancel_requested = false
+    FROM picked
+    WHERE j.id = picked.id
+    RETURNING
+        j.id, j.task, j.queue, j.state, j.payload, j.priority, j.attempt, j.failures,
+        j.crashes, j.max_attempts, j.max_crashes, j.enqueued_at, j.scheduled_at, j.started_at,
+        j.finished_at, j.lease_token, j.lease_expires_at, j.worker_id, j.result, j.result_ttl,
+        j.result_expires_at, j.idempotency_key, j.fail_reason, j.cancel_reason,
+        j.cancel_requested, j.progress::text AS progress, j.errors::text AS errors
+),
+-- The workers of other queues learn of the jobs promoted for them.
+noticed AS (
+    SELECT notice(%(ready)s, string_agg(DISTINCT queue, E'\n')) AS sent FROM promoted
+)
+-- Outer-joined to `noticed` (one row), so the notice is sent even when nothing is claimed;
+-- that row alone (all NULL) is what an empty claim returns.
+SELECT claimed.* FROM noticed LEFT JOIN claimed ON true
+ORDER BY claimed.priority DESC, claimed.scheduled_at, claimed.id;
+
+-- name: extend
+-- Push back every lease whose token holds, store what the jobs said, record the heartbeat.
+WITH beat AS (
+    INSERT INTO workers (id, hostname, pid, queues, concurrency, started_at, running, seen_at)
+    VALUES (
+        %(worker_id)s, %(hostname)s, %(pid)s, %(worker_queues)s::text[], %(concurrency)s,
+        %(started_at)s, %(running)s, %(now)s::timestamptz
+    )
+    ON CONFLICT (id) DO UPDATE SET
+        hostname = excluded.hostname, pid = excluded.pid, queues = excluded.queues,
+        concurrency = excluded.concurrency, started_at = excluded.started_at,
+        running = excluded.running, seen_at = excluded.seen_at
+)
+-- :progress holds NULL for a job that said nothing new since the last extend.
+UPDATE jobs AS j SET
+    lease_expires_at = %(now)s::timestamptz + %(lease)s::interval,
+    progress = coalesce(l.progress, j.progress)
+FROM unnest(%(ids)s::text[], %(tokens)s::text[], %(progress)s::jsonb[]) AS l (id, token, progress)
+WHERE j.id = l.id AND j.state = 'running' AND j.lease_token = l.token
+RETURNING j.id, j.lease_token, j.cancel_requested, j.lease_expires_at;
+
+-- name: finish
+-- One row per outcome, already turned into its transition by the broker (rows.transition,
+-- the memory broker's _apply): the next state, what to add to failures and crashes, the error
+-- to append, the reasons, the result, and the delay until it is due again (NULL: keep
+-- scheduled_at, as a crash with no delay does). The fence is in the WHERE: a row moves only if
+-- it is running under the token presented. Returns the positions applied.
+WITH outcome AS (
+    SELECT * FROM unnest(
+        %(ids)s::text[], %(tokens)s::text[], %(states)s::text[], %(failures)s::integer[],
+        %(crashes)s::integer[], %(errors)s::jsonb[], %(fail_reasons)s::text[],
+        %(cancel_reasons)s::text[], %(results)s::bytea[], %(delays)s::interval[]
+    ) WITH ORDINALITY AS o (
+        id, token, state, failures, crashes, error, fail_reason, cancel_reason, result, delay,
+        position
+    )
+),
+moved AS (
+    UPDATE jobs AS j SET
+        state = o.state,
+        failures = j.failures + o.failures,
+        crashes = j.crashes + o.crashes,
+        errors = CASE WHEN o.error IS NULL THEN j.errors
+                      ELSE j.errors || jsonb_build_array(o.error) END,
+        fail_reason = coalesce(o.fail_reason, j.fail_reason),
+        cancel_reason = coalesce(o.cancel_reason, j.cancel_reason),
+        result = CASE WHEN o.state = 'completed' THEN o.result ELSE j.result END,
+        scheduled_at = coalesce(%(now)s::timestamptz + o.delay, j.scheduled_at),
+        finished_at = CASE WHEN o.state IN ('completed', 'failed', 'cancelled')
+                           THEN %(now)s::timestamptz ELSE j.finished_at END,
+        result_expires_at = CASE WHEN o.state IN ('completed', 'failed', 'cancelled')
+                                 THEN %(now)s::timestamptz + j.result_ttl
+                                 ELSE j.result_expires_at END,
+        lease_token = NULL,
+        lease_expires_at = NULL
+    FROM outcome AS o
+    WHERE j.id = o.id AND j.state = 'running' AND j.lease_token = o.token
+    RETURNING o.position, j.id, j.queue, j.state
+)
+SELECT
+    coalesce(array_agg(position), '{}') AS applied,
+    notice(
+        %(done)s,
+        string_agg(id, ' ') FILTER (WHERE state IN ('completed', 'failed', 'cancelled'))
+    ) AS noticed_done,
+    notice(
+        %(ready)s,
+        string_agg(DISTINCT queue, E'\n') FILTER (WHERE state IN ('available', 'scheduled',
+                                                                  'retryable'))
+    ) AS noticed_ready
+FROM moved;
+
+-- name: reclaim
+-- The rescuer takes over expired leases (and those of workers known to be gone) with fresh
+-- tokens, so the old holder's late writes are refused while the policy settles each job.
+-- Attempt, worker_id and a pending cancel are kept. Only the maintenance leader acts: a
+-- worker that does not get the transaction-scoped advisory lock :leader takes nothing this
+-- pass, so rescuers on many hosts never contend for the same rows.
+WITH picked AS MATERIALIZED (
+    SELECT id FROM jobs
+    WHERE (SELECT pg_try_advisory_xact_lock(%(leader)s))
+      AND state = 'running'
+      AND (lease_expires_at <= %(now)s::timestamptz OR worker_id = ANY(%(gone)s::text[]))
+    ORDER BY lease_expires_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs AS j SET
+    lease_token = replace(gen_random_uuid()::text, '-', ''),
+    lease_expires_at = %(now)s::timestamptz + %(lease)s::interval
+FROM picked
+WHERE j.id = picked.id
+RETURNING
+    j.id, j.task, j.queue, j.state, j.payload, j.priority, j.attempt, j.failures,
+    j.crashes, j.max_attempts, j.max_crashes, j.enqueued_at, j.scheduled_at, j.started_at,
+    j.finished_at, j.lease_token, j.lease_expires_at, j.worker_id, j.result, j.result_ttl,
+    j.result_expires_at, j.idempotency_key, j.fail_reason, j.cancel_reason,
+    j.cancel_requested, j.progress::text AS progress, j.errors::text AS errors;
+
+-- name: promote
+-- Due scheduled and retryable jobs of every queue become available, oldest due first; only
+-- the maintenance leader (:leader, as in reclaim) moves them; claims promote on their own.
+WITH picked AS MATERIALIZED (
+    SELECT id FROM jobs
+    WHERE (SELECT pg_try_advisory_xact_lock(%(leader)s))
+      AND state IN ('scheduled', 'retryable') AND scheduled_at <= %(now)s::timestamptz
+    ORDER BY scheduled_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+),
+moved AS (
+    UPDATE jobs AS j SET state = 'available' FROM picked WHERE j.id = picked.id
+    RETURNING j.queue
+)
+SELECT count(*) AS moved, notice(%(ready)s, string_agg(DISTINCT queue, E'\n')) AS noticed
+FROM moved;
+
+-- name: prune
+-- Delete up to :limit terminal jobs finished before :finished_before (oldest first) and drop
+-- every result past its expiry; the two sets are kept apart, as a statement may change a row
+-- only once. Only the maintenance leader (:leader) prunes.
+WITH doomed AS MATERIALIZED (
+    SELECT id FROM jobs
+    WHERE (SELECT pg_try_advisory_xact_lock(%(leader)s))
+      AND state IN ('completed', 'failed', 'cancelled')
+      AND finished_at < %(finished_before)s
+    ORDER BY finished_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+),
+dropped AS (
+    UPDATE jobs SET result = NULL
+    WHERE (SELECT pg_try_advisory_xact_lock(%(leader)s))
+      AND result IS NOT NULL AND result_expires_at <= %(now)s::timestamptz
+      AND state IN ('completed', 'failed', 'cancelled')
+      AND id NOT IN (SELECT id FROM doomed)
+),
+deleted AS (
+    DELETE FROM jobs WHERE id IN (SELECT id FROM doomed) RETURNING id
+)
+SELECT count(*) AS deleted FROM deleted;
+
+-- name: jobs_by_ids
+SELECT
+    id, task, queue, state, payload, priority, attempt, failures, crashes, max_attempts,
+    max_crashes, enqueued_at, scheduled_at, started_at, finished_at, lease_token,
+    lease_expires_at, worker_id, result, result_ttl, result_expires_at, idempotency_key,
+    fail_reason, cancel_reason, cancel_requested, progress::text AS progress,
+    errors::text AS errors
+FROM jobs WHERE id = ANY(%(ids)s::text[]);
+
+-- name: jobs_page
+-- Keyset paging on id, newest first; a NULL filter matches every row.
+SELECT
+    id, task, queue, state, payload, priority, attempt, failures, crashes, max_attempts,
+    max_crashes, enqueued_at, scheduled_at, started_at, finished_at, lease_token,
+    lease_expires_at, worker_id, result, result_ttl, result_expires_at, idempotency_key,
+    fail_reason, cancel_reason, cancel_requested, progress::text AS progress,
+    errors::text AS errors
+FROM jobs
+WHERE (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+  AND (%(states)s::text[] IS NULL OR state = ANY(%(states)s::text[]))
+  AND (%(task)s::text IS NULL OR task = %(task)s::text)
+  AND (%(before_id)s::text IS NULL OR id < %(before_id)s::text)
+ORDER BY id DESC
+LIMIT %(limit)s;
+
+-- name: counts
+-- Jobs per queue and state (NULL :queues: every queue), then every known queue with a NULL
+-- state and whether it is paused, so empty queues are listed too.
+SELECT queue, state, count(*) AS n, false AS paused FROM jobs
+WHERE %(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[])
+GROUP BY queue, state
+UNION ALL
+SELECT name, NULL, 0, paused FROM queues;
+
+-- name: workers_seen
+SELECT id, hostname, pid, queues, concurrency, started_at, running, seen_at FROM workers
+WHERE seen_at >= %(now)s::timestamptz - %(ttl)s::interval
+ORDER BY id;
+
+-- name: readiness
+-- For wait_ready: is a job of the unpaused :queues claimable now, and in how many seconds is
+-- the next scheduled or retryable job of any queue due (a claim of any queue promotes it).
+SELECT
+    EXISTS (
+        SELECT 1 FROM unnest(%(queues)s::text[]) AS q (name)
+        WHERE NOT EXISTS (SELECT 1 FROM queues WHERE queues.name = q.name AND queues.paused)
+          AND EXISTS (SELECT 1 FROM jobs WHERE state = 'available' AND queue = q.name)
+    ) AS ready,
+    extract(epoch FROM (
+        SELECT min(scheduled_at) FROM jobs WHERE state IN ('scheduled', 'retryable')
+    ) - %(now)s::timestamptz)::float8 AS due_in;
+
+-- name: cancel
+-- Waiting jobs end now; running ones get a request their worker learns from extend (or the
+-- rescue applies). Terminal jobs are left alone.
+WITH ended AS (
+    UPDATE jobs SET
+        state = 'cancelled', cancel_reason = %(reason)s, finished_at = %(now)s::timestamptz,
+        result_expires_at = %(now)s::timestamptz + result_ttl
+    WHERE id = ANY(%(ids)s::text[]) AND state IN ('scheduled', 'available', 'retryable')
+    RETURNING id
+),
+requested AS (
+    UPDATE jobs SET cancel_requested = true
+    WHERE id = ANY(%(ids)s::text[]) AND state = 'running'
+    RETURNING id
+)
+SELECT
+    (SELECT count(*) FROM requested) AS requested,
+    count(*) AS ended,
+    notice(%(done)s, string_agg(id, ' ')) AS noticed
+FROM ended;
+
+-- name: requeue
+-- Failed and cancelled jobs run again with fresh failure and crash budgets; attempt and the
+-- error history are kept.
+WITH moved AS (
+    UPDATE jobs SET
+        state = 'available', failures = 0, crashes = 0, fail_reason = NULL,
+        cancel_reason = NULL, cancel_requested = false, scheduled_at = %(now)s::timestamptz,
+        finished_at = NULL, result = NULL, result_expires_at = NULL
+    WHERE id = ANY(%(ids)s::text[]) AND state IN ('failed', 'cancelled')
+    RETURNING queue
+)
+SELECT count(*) AS moved, notice(%(ready)s, string_agg(DISTINCT queue, E'\n')) AS noticed
+FROM moved;
+
+-- name: purge
+-- Never a running job. A waiter on a deleted job stops waiting for it (the done notice).
+WITH deleted AS (
+    DELETE FROM jobs
+    WHERE queue = %(queue)s AND state = ANY(%(states)s::text[]) AND state <> 'running'
+    RETURNING id
+)
+SELECT count(*) AS deleted, notice(%(done)s, string_agg(id, ' ')) AS noticed FROM deleted;
+
+-- name: pause
+INSERT INTO queues (name, paused) SELECT DISTINCT unnest(%(queues)s::text[]), true
+ON CONFLICT (name) DO UPDATE SET paused = true;
+
+-- name: resume
+WITH resumed AS (
+    UPDATE queues SET paused = false WHERE name = ANY(%(queues)s::text[]) RETURNING name
+)
+SELECT notice(%(ready)s, string_agg(name, E'\n')) AS noticed FROM resumed;
