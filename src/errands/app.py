@@ -228,16 +228,50 @@ class App:
     # -- producing -----------------------------------------------------------------------------
 
     async def enqueue_many_async(self, calls: Iterable[Call]) -> list[JobHandle[Any]]:
-        """Store the calls (of any tasks) as jobs in one atomic write, in order."""
+        """Store the calls (of any tasks) as jobs in one atomic write, in order.
+
+        Calls made with `options(connection=aconn)` are written on that psycopg
+        `AsyncConnection`, inside its transaction, on the caller's own loop."""
+        calls = list(calls)
         specs = [call.spec() for call in calls]
         if not specs:
             return []
-        stored = await self.call_broker(lambda b: b.enqueue_many(specs))
+        connection = self._connection_of(calls)
+        if connection is not None:
+            broker = self._transactional()
+            stored = await broker.enqueue_in_async(connection, specs)
+        else:
+            stored = await self.call_broker(lambda b: b.enqueue_many(specs))
         return [JobHandle(self, e.job_id, duplicate=e.duplicate) for e in stored]
 
     def enqueue_many(self, calls: Iterable[Call]) -> list[JobHandle[Any]]:
-        """Blocking twin of `enqueue_many_async`."""
-        return self.portal.call(self.enqueue_many_async, list(calls))
+        """Blocking twin of `enqueue_many_async`; calls made with `options(connection=conn)`
+        are written on that psycopg `Connection`, inside its transaction, in this thread."""
+        calls = list(calls)
+        connection = self._connection_of(calls)
+        if connection is None:
+            return self.portal.call(self.enqueue_many_async, calls)
+        specs = [call.spec() for call in calls]
+        stored = self._transactional().enqueue_in(connection, specs)
+        return [JobHandle(self, e.job_id, duplicate=e.duplicate) for e in stored]
+
+    @staticmethod
+    def _connection_of(calls: Sequence[Call]) -> Any:
+        """The one connection the calls were given, or None; a batch is one write, so mixing
+        connections (or some calls with one and some without) is refused."""
+        connections = {id(call.options.connection): call.options.connection for call in calls}
+        if len(connections) > 1:
+            raise ValueError("every call of one enqueue must use the same connection= or none")
+        return next(iter(connections.values()), None)
+
+    def _transactional(self) -> Any:
+        broker = self.broker
+        if not broker.capabilities.transactional_enqueue:
+            raise TypeError(
+                f"options(connection=...) needs a broker that can write in your transaction "
+                f"(postgresql://); this App's is {broker.capabilities.name}"
+            )
+        return broker
 
     async def enqueue_async(self, name: str, /, *args: Any, **kwargs: Any) -> JobHandle[Any]:
         """Store one job for the task called `name` (see `by_name`) and return its handle."""

@@ -52,6 +52,8 @@ class CallOptions:
     idempotency_key: str | None = None
     result_ttl: timedelta | None = None
     max_attempts: int | None = None
+    #: A psycopg Connection or AsyncConnection: enqueue inside the caller's transaction.
+    connection: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +106,14 @@ class Task(Generic[P, R]):
         idempotency_key: str | None = None,
         result_ttl: timedelta | None = None,
         max_attempts: int | None = None,
+        connection: Any = None,
     ) -> Task[P, R]:
-        """This task with options for the next enqueue; the task itself is unchanged."""
+        """This task with options for the next enqueue; the task itself is unchanged.
+
+        `connection` (a psycopg `Connection`, or an `AsyncConnection` for `enqueue_async`) writes
+        the job on that connection inside its current transaction, on a PostgreSQL broker: the
+        job exists if and only if the transaction commits.
+        """
         _check_duration("delay", delay)
         _check_duration("result_ttl", result_ttl)
         if eta is not None and (not isinstance(eta, datetime) or eta.tzinfo is None):
@@ -114,7 +122,7 @@ class Task(Generic[P, R]):
             raise ValueError("give delay or eta, not both")
         merged = replace(
             self.call_options,
-            **{  # type: ignore[arg-type]
+            **{
                 k: v
                 for k, v in {
                     "delay": delay,
@@ -124,6 +132,7 @@ class Task(Generic[P, R]):
                     "idempotency_key": idempotency_key,
                     "result_ttl": result_ttl,
                     "max_attempts": max_attempts,
+                    "connection": connection,
                 }.items()
                 if v is not None
             },
@@ -193,6 +202,9 @@ class Task(Generic[P, R]):
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         """Blocking twin of `enqueue_async`."""
+        if self.call_options.connection is not None:  # the caller's thread owns the connection
+            [handle] = self.app.enqueue_many([self.call(*args, **kwargs)])
+            return handle
         return self.app.portal.call(self.enqueue_async, *args, **kwargs)
 
     async def enqueue_many_async(self, calls: Iterable[Any]) -> list[JobHandle[R]]:
@@ -203,7 +215,7 @@ class Task(Generic[P, R]):
 
     def enqueue_many(self, calls: Iterable[Any]) -> list[JobHandle[R]]:
         """Blocking twin of `enqueue_many_async`."""
-        return self.app.portal.call(self.enqueue_many_async, list(calls))
+        return self.app.enqueue_many([self._as_call(item) for item in calls])
 
     def _as_call(self, item: Any) -> Call:
         if isinstance(item, Call):

@@ -29,7 +29,7 @@ from errands.brokers.contract import (
     Page,
     WorkerInfo,
 )
-from errands.brokers.postgres import rows
+from errands.brokers.postgres import rows, transactional
 from errands.brokers.postgres.database import Database
 from errands.brokers.postgres.notices import APPLICATION_NAME, Notices
 from errands.brokers.postgres.pool import Connection
@@ -63,7 +63,7 @@ class PostgresBroker:
     """
 
     capabilities = Capabilities(
-        name="postgres", notify=True, cross_process=True, transactional_enqueue=False
+        name="postgres", notify=True, cross_process=True, transactional_enqueue=True
     )
 
     def __init__(self, url: str, *, clock: Clock | None = None) -> None:
@@ -176,18 +176,40 @@ class PostgresBroker:
 
         async def keyed(connection: Connection) -> list[Enqueued]:
             async with connection.transaction():
-                keys = [spec for spec in specs if spec.idempotency_key is not None]
-                await connection.execute(
-                    Q["enqueue_release"],
-                    {
-                        "tasks": [spec.task for spec in keys],
-                        "keys": [spec.idempotency_key for spec in keys],
-                        "now": self._now(),
-                    },
-                )
-                return await self._enqueue(connection, specs)
+                return await self._enqueue_keyed(connection, specs)
 
         return await self._db.run(keyed)
+
+    async def _enqueue_keyed(self, connection: Any, specs: Sequence[JobSpec]) -> list[Enqueued]:
+        """Release the expired keys the specs name, then insert (inside a transaction)."""
+        keys = [spec for spec in specs if spec.idempotency_key is not None]
+        if keys:
+            await connection.execute(
+                Q["enqueue_release"],
+                {
+                    "tasks": [spec.task for spec in keys],
+                    "keys": [spec.idempotency_key for spec in keys],
+                    "now": self._now(),
+                },
+            )
+        return await self._enqueue(connection, specs)
+
+    async def enqueue_in_async(
+        self, connection: psycopg.AsyncConnection[Any], specs: Sequence[JobSpec]
+    ) -> list[Enqueued]:
+        """Store the specs on the caller's connection, inside the caller's transaction: they
+        exist, and wake workers, only if it commits (see transactional.py)."""
+        return await transactional.enqueue_in(connection, self._url.schema, specs, self)
+
+    def enqueue_in(
+        self, connection: psycopg.Connection[Any], specs: Sequence[JobSpec]
+    ) -> list[Enqueued]:
+        """Blocking twin of `enqueue_in_async`, for a psycopg `Connection`."""
+        return transactional.run_now(
+            transactional.enqueue_in(
+                transactional.Synchronous(connection), self._url.schema, specs, self
+            )
+        )
 
     async def _enqueue(self, connection: Connection, specs: Sequence[JobSpec]) -> list[Enqueued]:
         """Insert the specs and name the job each duplicate matched, as if they were stored
