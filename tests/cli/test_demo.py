@@ -101,10 +101,11 @@ def test_even_the_smallest_hunt_plants_exactly_one_treasure(tmp_path: Path, coun
     assert len(holders(tmp_path)) == 1
 
 
-def test_the_demo_runs_on_redis_with_broker(tmp_path: Path) -> None:
-    entry = REGISTRY["redis"]
+@pytest.mark.parametrize("name", ["redis", "postgres"])
+def test_the_demo_runs_on_a_server_broker_with_broker(tmp_path: Path, name: str) -> None:
+    entry = REGISTRY[name]
     why = entry.unavailable()
-    require_service("redis", why is None, why or "")
+    require_service(name, why is None, why or "")
     url = entry.url(tmp_path)
     try:
         done = run_demo(tmp_path, "--files", "1000", "--chunk", "50", "--broker", url)
