@@ -1,7 +1,12 @@
-"""Scale of errands on SQLite (run by hand; prints figures):
+"""Scale of errands (run by hand; prints figures):
 
     python benchmarks/scale.py backlog      # cost per job with 1,000 ... 1,000,000 jobs queued
     python benchmarks/scale.py sleepers     # 10,000 concurrent `await asyncio.sleep(1)` jobs
+    python benchmarks/scale.py backlog --sizes 1000,1000000 \
+        --url 'postgresql://postgres@127.0.0.1:5432/test?schema=scale_{size}'
+
+On SQLite (the default) each size gets a fresh file; with `--url`, `{size}` in the URL names
+fresh storage per size (a schema, a key prefix), whose jobs are purged at the end.
 
 `backlog` fills a fresh database to each size with batch enqueues, then times claim-run-finish
 of the same 10,000 no-op jobs (async pool) and an enqueue of 10,000 more: per-job cost should
@@ -22,14 +27,15 @@ import time
 from pathlib import Path
 
 import errands
+from errands.job import JobState
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def backlog(sizes: list[int], measured: int) -> None:
+def backlog(sizes: list[int], measured: int, url: str | None) -> None:
     for size in sizes:
         with tempfile.TemporaryDirectory() as tmp:
-            app = errands.App(f"sqlite:///{tmp}/scale.db")
+            app = errands.App(url.format(size=size) if url else f"sqlite:///{tmp}/scale.db")
 
             @app.task(name="noop")
             async def noop(i: int) -> int:
@@ -60,6 +66,9 @@ def backlog(sizes: list[int], measured: int) -> None:
                 ),
                 flush=True,
             )
+            if url:
+                for queue in ("default", "later"):
+                    app.portal.call(app.call_broker, lambda b, q=queue: b.purge(q, list(JobState)))
             app.close()
 
 
@@ -101,9 +110,10 @@ def main() -> None:
     )
     parser.add_argument("--measured", type=int, default=10_000)
     parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--url", help="a broker URL with {size} in it (default: SQLite files)")
     args = parser.parse_args()
     if args.what == "backlog":
-        backlog([int(s) for s in args.sizes.split(",")], args.measured)
+        backlog([int(s) for s in args.sizes.split(",")], args.measured, args.url)
     else:
         sleepers(args.count)
 
