@@ -1,16 +1,20 @@
-"""errands beside the Python Redis-based queues, on one local Redis, in one run.
+"""errands beside the Python queues of one backend (Redis, or PostgreSQL), in one run.
 
-    python benchmarks/compare/run.py                          # everything, 20,000 jobs
+    python benchmarks/compare/run.py                          # Redis: everything, 20,000 jobs
     python benchmarks/compare/run.py --systems errands,huey --jobs 5000
+    python benchmarks/compare/run.py --backend postgres       # PgQueuer, Procrastinate, SAQ
     python benchmarks/compare/run.py --summarize benchmarks/compare/.work/results-X.jsonl
 
 Installs each system into a virtual environment of its own under benchmarks/compare/.work/venvs
 (current releases from PyPI; errands from a snapshot of this checkout, not editable), then runs
-peers/bench_<system>.py in that environment against Redis on 127.0.0.1:6379, database 13
-(flushed between phases; FLUSHDB only, never FLUSHALL). Prints a Markdown table of enqueue/s,
-batch enqueue/s, drain/s (no-op and INCR jobs, one worker process), round trip p50/p99, and
-the ratio errands / best peer per metric. Needs only the standard library itself (Python 3.11+).
-See README.md beside this file for what each system's configuration is and why.
+peers/bench_<system>.py in that environment. The jobs' counters live in Redis on
+127.0.0.1:6379, database 13 (flushed between phases; FLUSHDB only, never FLUSHALL), whatever
+the backend; with `--backend postgres` the queues live in a PostgreSQL database this script
+creates (errands_compare on 127.0.0.1:5432, made afresh for each system, dropped at the end).
+Prints a Markdown table of enqueue/s, batch enqueue/s, drain/s (no-op and INCR jobs, one worker
+process), round trip p50/p99, and the ratio errands / best peer per metric. Needs only the
+standard library itself (Python 3.11+). See README.md beside this file for what each system's
+configuration is and why.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -32,6 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -43,7 +50,7 @@ WORK = HERE / ".work"
 #: hiredis and keeps whatever redis-py the system chose (the harness and the INCR job use it).
 #: One environment per system: arq's current release wants redis<6 and SAQ's redis extra
 #: redis<8, so one shared environment could not hold every current release.
-SYSTEMS: dict[str, list[str]] = {
+REDIS_SYSTEMS: dict[str, list[str]] = {
     "errands": [],  # the checkout's snapshot, with its [redis] extra
     "celery": ["celery[redis]"],
     "rq": ["rq"],
@@ -55,6 +62,20 @@ SYSTEMS: dict[str, list[str]] = {
     "taskiq": ["taskiq", "taskiq-redis", "uvloop"],
     "streaq": ["streaq", "uvloop"],
 }
+#: The PostgreSQL peers (their environments are their own: `saq_pg` is not the Redis `saq`).
+#: psycopg[binary] brings psycopg's C implementation (psycopg alone runs its pure-Python one on
+#: the system libpq). `pgq run` dies under typer 0.29 before starting ('str' object has no
+#: attribute 'name', from its --log-level option): typer 0.19.2 is a release it runs with.
+POSTGRES_SYSTEMS: dict[str, list[str]] = {
+    "errands": [],  # the checkout's snapshot, with its [redis,postgres] extras
+    "pgqueuer": ["pgqueuer[asyncpg]", "typer==0.19.2", "uvloop"],
+    "procrastinate": ["procrastinate", "psycopg[binary]", "uvloop"],
+    # saq imports typing_extensions without declaring it (0.26.4), as for the Redis queue.
+    "saq_pg": ["saq[postgres]", "psycopg[binary]", "uvloop", "typing_extensions"],
+}
+BACKENDS: dict[str, dict[str, list[str]]] = {"redis": REDIS_SYSTEMS, "postgres": POSTGRES_SYSTEMS}
+#: errands' extras per backend (Redis stays: the harness's counters live there).
+ERRANDS_EXTRAS = {"redis": "redis", "postgres": "redis,postgres"}
 COMMON = ["redis", "hiredis"]
 STAMP = ".compare-installed"
 
@@ -67,12 +88,40 @@ COLUMNS: list[tuple[str, str, bool]] = [
     ("rtt_p50", "RTT p50 ms", False),
     ("rtt_p99", "RTT p99 ms", False),
 ]
-#: Targets for errands / best peer: (metric, ratio, "at least" or "at most").
-TARGETS: dict[str, tuple[float, str]] = {
-    "batch": (3.0, ">="),
-    "drain_noop": (3.0, ">="),
-    "drain_incr": (3.0, ">="),
-    "rtt_p50": (1.0, "<="),
+
+
+@dataclass(frozen=True)
+class Target:
+    """A goal for one metric: errands' figure over a reference's, or errands' figure itself."""
+
+    goal: float
+    sense: str  # ">=" or "<="
+    #: "best" (the best peer), a system's name (its best variant), or "" (errands' own figure).
+    against: str = "best"
+    unit: str = ""
+
+    def describe(self) -> str:
+        """E.g. `>= 1.5x pgqueuer`, `<= 5 ms`."""
+        if not self.against:
+            return f"{self.sense} {self.goal:g} {self.unit}".rstrip()
+        peer = "" if self.against == "best" else f" {self.against}"
+        return f"{self.sense} {self.goal:g}x{peer}"
+
+
+#: Targets per backend and metric.
+TARGETS: dict[str, dict[str, Target]] = {
+    "redis": {
+        "batch": Target(3.0, ">="),
+        "drain_noop": Target(3.0, ">="),
+        "drain_incr": Target(3.0, ">="),
+        "rtt_p50": Target(1.0, "<="),
+    },
+    "postgres": {
+        "batch": Target(1.0, ">=", "pgqueuer"),
+        "drain_noop": Target(1.5, ">=", "pgqueuer"),
+        "drain_incr": Target(1.5, ">=", "pgqueuer"),
+        "rtt_p50": Target(5.0, "<=", "", "ms"),
+    },
 }
 
 
@@ -151,6 +200,124 @@ def check_redis(server: Redis) -> str:
     return version
 
 
+# -- PostgreSQL, by hand (the same: no driver outside the standard library) --------------------
+
+#: The comment on every database this script creates: a database of that name without it is
+#: someone else's, and is neither used nor dropped.
+PG_MARKER = "errands benchmarks/compare: created and dropped by run.py"
+
+
+@dataclass(frozen=True)
+class Postgres:
+    """The shared server, spoken to in the simple-query protocol over one short-lived
+    connection per statement. Trust (or peer-less local) authentication only: no password."""
+
+    host: str
+    port: int
+    user: str
+    #: The database connected to for CREATE/DROP DATABASE (never written to).
+    admin_db: str
+
+    @classmethod
+    def from_url(cls, url: str) -> Postgres:
+        """From `postgresql://user@host:port/database`."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("postgresql", "postgres") or parts.password:
+            sys.exit(f"--pg-url {url!r}: want postgresql://user@host:port/database (trust auth)")
+        return cls(
+            parts.hostname or "127.0.0.1",
+            parts.port or 5432,
+            unquote(parts.username or "postgres"),
+            parts.path.lstrip("/") or "postgres",
+        )
+
+    def url(self, database: str) -> str:
+        """postgresql:// URL of one database of this server."""
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{database}"
+
+    def query(self, sql: str) -> list[list[str | None]]:
+        """Run one statement (its own implicit transaction) and return its rows as text."""
+        with socket.create_connection((self.host, self.port), timeout=30) as sock:
+            stream = sock.makefile("rwb")
+            params = f"user\0{self.user}\0database\0{self.admin_db}\0\0".encode()
+            stream.write(struct.pack("!ii", 8 + len(params), 196608) + params)  # protocol 3.0
+            stream.flush()
+            _pg_until_ready(stream)
+            body = sql.encode() + b"\0"
+            stream.write(b"Q" + struct.pack("!i", 4 + len(body)) + body)
+            stream.flush()
+            rows = _pg_until_ready(stream)
+            stream.write(b"X" + struct.pack("!i", 4))
+            stream.flush()
+            return rows
+
+
+def _pg_until_ready(stream: Any) -> list[list[str | None]]:
+    """Read messages up to ReadyForQuery; return the DataRows, raise the first error."""
+    rows: list[list[str | None]] = []
+    error = ""
+    while True:
+        header = stream.read(5)
+        if len(header) < 5:
+            raise RuntimeError(f"postgres: connection closed{': ' + error if error else ''}")
+        kind, size = header[:1], struct.unpack("!i", header[1:])[0]
+        body = stream.read(size - 4)
+        if kind == b"R" and struct.unpack("!i", body[:4])[0] != 0:
+            raise RuntimeError("postgres: the server asks for a password; use trust auth")
+        if kind == b"E" and not error:
+            fields = {f[:1]: f[1:].decode(errors="replace") for f in body.split(b"\0") if f}
+            error = f"{fields.get(b'C', '?')} {fields.get(b'M', '')}"
+        elif kind == b"D":
+            count, offset, row = struct.unpack("!h", body[:2])[0], 2, []
+            for _ in range(count):
+                length = struct.unpack("!i", body[offset : offset + 4])[0]
+                offset += 4
+                row.append(None if length < 0 else body[offset : offset + length].decode())
+                offset += max(length, 0)
+            rows.append(row)
+        elif kind == b"Z":
+            if error:
+                raise RuntimeError(f"postgres: {error}")
+            return rows
+
+
+def check_postgres(server: Postgres) -> str:
+    """The server's version; exits when it is unreachable."""
+    try:
+        return str(server.query("SHOW server_version")[0][0])
+    except (OSError, RuntimeError) as exc:
+        sys.exit(f"no usable PostgreSQL at {server.url(server.admin_db)}: {exc}")
+
+
+def _database_comment(server: Postgres, name: str) -> tuple[bool, str | None]:
+    rows = server.query(
+        f"SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = '{name}'"
+    )
+    return bool(rows), rows[0][0] if rows else None
+
+
+def fresh_database(server: Postgres, name: str) -> None:
+    """Drop (if it is ours) and create the benchmark database, marked as ours. WITH (FORCE)
+    ends connections to that database only: leftovers of our own workers."""
+    exists, comment = _database_comment(server, name)
+    if exists and comment != PG_MARKER:
+        sys.exit(
+            f"database {name!r} exists and this harness did not create it: "
+            "pick another with --pg-database"
+        )
+    if exists:
+        server.query(f'DROP DATABASE "{name}" WITH (FORCE)')
+    server.query(f'CREATE DATABASE "{name}"')
+    server.query(f"COMMENT ON DATABASE \"{name}\" IS '{PG_MARKER}'")
+
+
+def drop_database(server: Postgres, name: str) -> None:
+    """Drop the benchmark database when it is ours (the end of a run)."""
+    exists, comment = _database_comment(server, name)
+    if exists and comment == PG_MARKER:
+        server.query(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
 # -- environments ------------------------------------------------------------------------------
 
 
@@ -178,20 +345,20 @@ def pip(system: str, *args: str) -> None:
         raise RuntimeError(f"pip {' '.join(args)} failed ({code}):\n" + "\n".join(tail))
 
 
-def ensure_venv(system: str, python: str, upgrade: bool) -> None:
+def ensure_venv(system: str, packages: list[str], python: str, upgrade: bool) -> None:
     """Create the environment if missing; install its packages when they changed or asked to
     upgrade (a stamp records what was installed)."""
     target = venv_dir(system)
     if not venv_python(system).exists():
         log(f"{system}: creating {target.relative_to(REPO)}")
         subprocess.check_call([python, "-m", "venv", str(target)])
-    wanted = [*SYSTEMS[system], "+", *COMMON]
+    wanted = [*packages, "+", *COMMON]
     stamp = target / STAMP
     if not upgrade and stamp.exists() and json.loads(stamp.read_text()) == wanted:
         return
-    if SYSTEMS[system]:
-        log(f"{system}: pip install --upgrade {' '.join(SYSTEMS[system])}")
-        pip(system, "install", "--upgrade", *SYSTEMS[system])
+    if packages:
+        log(f"{system}: pip install --upgrade {' '.join(packages)}")
+        pip(system, "install", "--upgrade", *packages)
     pip(system, "install", *COMMON)  # no --upgrade: never moves the redis-py the system chose
     stamp.write_text(json.dumps(wanted))
 
@@ -219,14 +386,26 @@ def tree_digest(root: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def install_errands(source: Path) -> str:
-    """errands, built from the snapshot and installed non-editable, then its dependencies;
-    returns the snapshot's digest."""
+def install_errands(source: Path, extras: str) -> str:
+    """errands, built from the snapshot and installed non-editable, then its dependencies
+    (with the backend's extras; pip only warns about an extra the snapshot lacks); returns the
+    snapshot's digest."""
     snapshot = snapshot_errands(source)
     log(f"errands: installing a snapshot of {source} (non-editable)")
     pip("errands", "install", "--no-deps", "--force-reinstall", str(snapshot))
-    pip("errands", "install", f"{snapshot}[redis]")
+    pip("errands", "install", f"{snapshot}[{extras}]")
     return tree_digest(snapshot)
+
+
+def _probe_errands(module: str, url: str) -> str:
+    """Why the installed errands cannot open `url` with its broker `module` ("" when it can)."""
+    probe = f"import errands, {module}; errands.App({url!r}).close()"
+    result = subprocess.run(
+        [str(venv_python("errands")), "-c", probe], capture_output=True, text=True
+    )
+    if result.returncode == 0:
+        return ""
+    return (result.stderr.strip().splitlines() or ["?"])[-1]
 
 
 def errands_url(server: Redis, requested: str | None) -> tuple[str, str]:
@@ -237,15 +416,22 @@ def errands_url(server: Redis, requested: str | None) -> tuple[str, str]:
     if requested:
         return requested, ""
     url = f"{server.url}?prefix=errands-compare"
-    probe = f"import errands, errands.brokers.redis.broker; errands.App({url!r})"
-    result = subprocess.run(
-        [str(venv_python("errands")), "-c", probe], capture_output=True, text=True
-    )
-    if result.returncode == 0:
+    reason = _probe_errands("errands.brokers.redis.broker", url)
+    if not reason:
         return url, ""
-    reason = (result.stderr.strip().splitlines() or ["?"])[-1]
     fallback = f"sqlite:///{WORK / 'errands-compare.db'}"
     return fallback, f"errands ran on SQLite ({fallback}): its Redis broker is not usable: {reason}"
+
+
+def errands_pg_url(pg_url: str, requested: str | None) -> tuple[str, str]:
+    """The PostgreSQL broker URL errands runs on (schema `errands` in the benchmark database),
+    and why errands cannot run when its PostgreSQL broker is missing: a PostgreSQL table with
+    errands on another broker would compare nothing."""
+    if requested:
+        return requested, ""
+    url = f"{pg_url}?schema=errands"
+    reason = _probe_errands("errands.brokers.postgres.broker", url)
+    return url, reason and f"errands left out: its PostgreSQL broker is not usable: {reason}"
 
 
 # -- running one system ------------------------------------------------------------------------
@@ -326,7 +512,25 @@ def _fmt(metric: str, value: float) -> str:
     return f"{value:,.2f}" if metric.startswith("rtt") else f"{value:,.0f}"
 
 
-def summarize(records: Sequence[dict[str, Any]]) -> str:
+def _target_cell(
+    target: Target, ours: float, ratio: float, best_of: dict[str, tuple[float, str]]
+) -> str:
+    """Whether errands' figure meets the target, with the figure it was held against."""
+    if not target.against:  # errands' own figure
+        value, shown = ours, ""
+    elif target.against == "best":
+        value, shown = ratio, ""
+    elif target.against in best_of:
+        reference = best_of[target.against][0]
+        value = ours / reference if reference else float("inf")
+        shown = f" ({value:.2f}x)"
+    else:
+        return f"{target.describe()}: no {target.against} figure"
+    met = value >= target.goal if target.sense == ">=" else value <= target.goal
+    return f"{target.describe()}{shown}: {'met' if met else 'NOT met'}"
+
+
+def summarize(records: Sequence[dict[str, Any]], backend: str = "redis") -> str:
     """The Markdown table, the ratios errands / best peer, and the notes."""
     values: dict[tuple[str, str, str], dict[str, Any]] = {}
     rows: list[tuple[str, str]] = []
@@ -369,25 +573,28 @@ def summarize(records: Sequence[dict[str, Any]]) -> str:
     lines.append("| metric | errands | best peer | errands / best peer | target |")
     lines.append("|---|---:|---:|---:|---|")
     for metric, title, higher in COLUMNS:
+        pick = max if higher else min
         ours: list[tuple[float, str]] = []
-        theirs: list[tuple[float, str]] = []
+        per_peer: dict[str, list[tuple[float, str]]] = {}
         for (system, variant, name), rec in values.items():
-            if name == metric and system == "errands":
+            if name != metric:
+                continue
+            if system == "errands":
                 ours.append((rec["value"], variant))
-            elif name == metric:
-                theirs.append((rec["value"], system if variant == "-" else f"{system} {variant}"))
-        if not ours or not theirs:
+            else:
+                label = system if variant == "-" else f"{system} {variant}"
+                per_peer.setdefault(system, []).append((rec["value"], label))
+        # Each peer's best variant: the best peer overall, or a target's named peer.
+        best_of = {system: pick(entries) for system, entries in per_peer.items()}
+        if not ours or not best_of:
             lines.append(f"| {title} | — | — | — | |")
             continue
-        pick = max if higher else min
         our_value, our_variant = pick(ours)
-        best_value, best_name = pick(theirs)
+        best_value, best_name = pick(best_of.values())
         ratio = our_value / best_value if best_value else float("inf")
         target = ""
-        if metric in TARGETS:
-            goal, sense = TARGETS[metric]
-            met = ratio >= goal if sense == ">=" else ratio <= goal
-            target = f"{sense} {goal:g}x: {'met' if met else 'NOT met'}"
+        if metric in TARGETS.get(backend, {}):
+            target = _target_cell(TARGETS[backend][metric], our_value, ratio, best_of)
         ours_text = _fmt(metric, our_value) + ("" if our_variant == "-" else f" ({our_variant})")
         lines.append(
             f"| {title} | {ours_text} | {_fmt(metric, best_value)} ({best_name}) | "
@@ -424,7 +631,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset")
+    parser.add_argument(
+        "--backend", choices=sorted(BACKENDS), default="redis", help="whose queues to compare"
+    )
+    parser.add_argument("--systems", help="comma-separated subset (default: the backend's all)")
     parser.add_argument("--jobs", type=int, default=int(os.environ.get("BENCH_JOBS", 20_000)))
     parser.add_argument("--batch", type=int, default=1000, help="jobs per batch enqueue call")
     parser.add_argument("--rtt", type=int, default=300, help="round-trip samples per variant")
@@ -435,7 +645,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--redis-host", default="127.0.0.1")
     parser.add_argument("--redis-port", type=int, default=6379)
     parser.add_argument("--redis-db", type=int, default=13, help="a database of our own")
-    parser.add_argument("--errands-url", help="errands' broker URL (default: Redis, else SQLite)")
+    parser.add_argument(
+        "--pg-url",
+        default="postgresql://postgres@127.0.0.1:5432/test",
+        help="the PostgreSQL server (trust auth) and the database to connect to for CREATE/DROP",
+    )
+    parser.add_argument(
+        "--pg-database", default="errands_compare", help="the database created for the run"
+    )
+    parser.add_argument("--errands-url", help="errands' broker URL (default: from the backend)")
     parser.add_argument("--errands-source", type=Path, default=REPO, help="checkout to install")
     parser.add_argument("--python", default=sys.executable, help="interpreter for the venvs")
     parser.add_argument("--upgrade", action="store_true", help="re-resolve every peer to latest")
@@ -447,27 +665,44 @@ def _terminate(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def print_summary(path: Path) -> None:
+    """The header(s) and table of an earlier results file."""
+    records = load(path)
+    backend = "redis"
+    for meta in (rec for rec in records if rec["metric"] == "run"):
+        backend = meta.get("backend", "redis")  # files from before --backend: Redis
+        print(meta["header"] + "\n")
+        if meta.get("note"):
+            print(f"**Note:** {meta['note']}\n")
+    print(summarize(records, backend))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Install, run every system in turn, print the table."""
     args = parse_args(argv)
     # A SIGTERM unwinds like Ctrl-C, through the code that stops runners and flushes Redis.
     signal.signal(signal.SIGTERM, _terminate)
     if args.summarize:
-        records = load(args.summarize)
-        for meta in (rec for rec in records if rec["metric"] == "run"):
-            print(meta["header"] + "\n")
-            if meta.get("note"):
-                print(f"**Note:** {meta['note']}\n")
-        print(summarize(records))
+        print_summary(args.summarize)
         return 0
-    systems = [name.strip() for name in args.systems.split(",") if name.strip()]
-    unknown = [name for name in systems if name not in SYSTEMS]
+    catalog = BACKENDS[args.backend]
+    systems = [name.strip() for name in (args.systems or ",".join(catalog)).split(",")]
+    systems = [name for name in systems if name]
+    unknown = [name for name in systems if name not in catalog]
     if unknown:
-        sys.exit(f"unknown systems {unknown}; known: {', '.join(SYSTEMS)}")
+        sys.exit(f"unknown {args.backend} systems {unknown}; known: {', '.join(catalog)}")
     if args.redis_db == 0:
         sys.exit("--redis-db 0 is everybody's default database: pick one of our own")
     server = Redis(args.redis_host, args.redis_port, args.redis_db)
     redis_version = check_redis(server)
+    pg: Postgres | None = None
+    if args.backend == "postgres":
+        pg = Postgres.from_url(args.pg_url)
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", args.pg_database) or (
+            args.pg_database == pg.admin_db
+        ):
+            sys.exit(f"--pg-database {args.pg_database!r}: want a new lower-case name of our own")
+        pg_version = check_postgres(pg)
     started = time.monotonic()
     run_id = time.strftime("%Y%m%dT%H%M%S")
     out_path = args.out or WORK / f"results-{run_id}.jsonl"
@@ -478,33 +713,82 @@ def main(argv: Sequence[str] | None = None) -> int:
     errands_digest = ""
     for system in systems:
         try:
-            ensure_venv(system, args.python, args.upgrade)
+            ensure_venv(system, catalog[system], args.python, args.upgrade)
             if system == "errands":
-                errands_digest = install_errands(args.errands_source.resolve())
+                source = args.errands_source.resolve()
+                errands_digest = install_errands(source, ERRANDS_EXTRAS[args.backend])
             ready.append(system)
         except (RuntimeError, subprocess.CalledProcessError) as exc:
             log(f"{system}: install FAILED: {exc}")
             failures.append(record(run_id, system, "error", phase="install", error=str(exc)[:500]))
     url, url_note = ("", "")
-    if "errands" in ready:
-        url, url_note = errands_url(server, args.errands_url)
+    try:
+        if pg:
+            fresh_database(pg, args.pg_database)  # the probe below may open it
+        if "errands" in ready and pg:
+            url, url_note = errands_pg_url(pg.url(args.pg_database), args.errands_url)
+            if url_note:  # no PostgreSQL broker: errands has no row in this comparison
+                ready.remove("errands")
+                failures.append(record(run_id, "errands", "error", phase="broker", error=url_note))
+        elif "errands" in ready:
+            url, url_note = errands_url(server, args.errands_url)
         if url_note:
             log(f"NOTE: {url_note}")
-    installed = time.monotonic()
+        installed = time.monotonic()
 
-    load1 = os.getloadavg()[0]
-    header = (
-        f"run {run_id}: {args.jobs:,} jobs, {args.rtt} round trips, Redis {redis_version} at "
-        f"{server.url}, {os.cpu_count()} cores, load {load1:.2f} before the run"
+        load1 = os.getloadavg()[0]
+        where = f"Redis {redis_version} at {server.url}"
+        if pg:
+            where = (
+                f"PostgreSQL {pg_version} at {pg.url(args.pg_database)} (created afresh for "
+                f"each system), the jobs' counters in {where}"
+            )
+        header = (
+            f"run {run_id} ({args.backend}): {args.jobs:,} jobs, {args.rtt} round trips, "
+            f"{where}, {os.cpu_count()} cores, load {load1:.2f} before the run"
+        )
+        if errands_digest:
+            header += f"; errands from {args.errands_source.resolve()} (snapshot {errands_digest})"
+        log(header)
+        if load1 > 0.5:
+            log("the machine is not idle (load > 0.5): figures will be lower and noisier")
+        records = run_all(args, run_id, ready, failures, header, url, url_note, out_path, pg)
+    finally:
+        if pg:
+            with contextlib.suppress(OSError, RuntimeError):
+                drop_database(pg, args.pg_database)  # ours (marked), and only at the end
+    elapsed = time.monotonic() - started
+    load_after = os.getloadavg()[0]
+    print(f"{header}\n")
+    if url_note:
+        print(f"**Note:** {url_note}\n")
+    print(summarize(records, args.backend))
+    print(
+        f"\nTook {elapsed / 60:.1f} min ({(installed - started) / 60:.1f} installing), "
+        f"load {load_after:.2f} at the end. "
+        f"Results: {out_path}; worker logs: {WORK / 'logs' / run_id}"
     )
-    if errands_digest:
-        header += f"; errands from {args.errands_source.resolve()} (snapshot {errands_digest})"
-    log(header)
-    if load1 > 0.5:
-        log("the machine is not idle (load > 0.5): figures will be lower and noisier")
+    return 0
+
+
+def run_all(
+    args: argparse.Namespace,
+    run_id: str,
+    ready: list[str],
+    failures: list[dict[str, Any]],
+    header: str,
+    url: str,
+    url_note: str,
+    out_path: Path,
+    pg: Postgres | None,
+) -> list[dict[str, Any]]:
+    """Run each installed system in turn (a fresh PostgreSQL database for each); the records."""
+    server = Redis(args.redis_host, args.redis_port, args.redis_db)
     records: list[dict[str, Any]] = list(failures)
     with open(out_path, "a") as out, tempfile.TemporaryDirectory(prefix="compare-pgids-") as pgids:
-        meta = record(run_id, "-", "run", header=header, errands_url=url, note=url_note)
+        meta = record(
+            run_id, "-", "run", header=header, errands_url=url, note=url_note, backend=args.backend
+        )
         out.write(json.dumps(meta) + "\n")
         for rec in failures:
             out.write(json.dumps(rec) + "\n")
@@ -523,25 +807,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             "BENCH_LOG_DIR": str(WORK / "logs" / run_id),
             "BENCH_PGID_DIR": pgids,
         }
+        if pg:
+            env["BENCH_PG_URL"] = pg.url(args.pg_database)
         try:
-            for system in ready:
+            for index, system in enumerate(ready):
                 log(f"== {system}")
+                if pg and index:
+                    # Each system starts on an empty database: no table, bloat or autovacuum
+                    # debt of the one before (the first got it just before errands' probe).
+                    fresh_database(pg, args.pg_database)
                 records += run_system(system, env, out, args.system_timeout)
         finally:
             with contextlib.suppress(OSError, RuntimeError):
                 server.command("FLUSHDB")  # leave our database empty
-    elapsed = time.monotonic() - started
-    load_after = os.getloadavg()[0]
-    print(f"{header}\n")
-    if url_note:
-        print(f"**Note:** {url_note}\n")
-    print(summarize(records))
-    print(
-        f"\nTook {elapsed / 60:.1f} min ({(installed - started) / 60:.1f} installing), "
-        f"load {load_after:.2f} at the end. "
-        f"Results: {out_path}; worker logs: {WORK / 'logs' / run_id}"
-    )
-    return 0
+    return records
 
 
 if __name__ == "__main__":

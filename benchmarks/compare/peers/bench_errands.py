@@ -1,6 +1,8 @@
-"""errands through its public API, on the broker at BENCH_ERRANDS_URL (run.py passes
-`redis://127.0.0.1:6379/13?prefix=errands-compare`, or a SQLite file while the Redis broker is
-missing from the installed package).
+"""errands through its public API, on the broker at BENCH_ERRANDS_URL: run.py passes
+`redis://127.0.0.1:6379/13?prefix=errands-compare` (or a SQLite file while the Redis broker is
+missing from the installed package) for the Redis comparison, and
+`postgresql://postgres@127.0.0.1:5432/errands_compare?schema=errands` (the database run.py
+created for this system) for the PostgreSQL one. The jobs' counters are in Redis either way.
 
 Producer: `task.options(queue=...).enqueue(...)` one at a time (the blocking API most callers
 use; `enqueue_async` is recorded too), `task.enqueue_many([...])` for batches. Worker: `errands
@@ -101,8 +103,13 @@ class ErrandsPeer:
 
     def info(self) -> dict[str, Any]:
         """Versions, broker and configuration."""
+        found = harness.versions("errands", "redis", "hiredis", "msgspec", "uvloop")
+        if urlsplit(URL).scheme.startswith("postgres"):
+            # Whichever driver the PostgreSQL broker brings: the ones it does not are left out.
+            drivers = harness.versions("psycopg", "psycopg-binary", "psycopg-pool", "asyncpg")
+            found |= {name: v for name, v in drivers.items() if v != "missing"}
         return {
-            "versions": harness.versions("errands", "redis", "hiredis", "msgspec", "uvloop"),
+            "versions": found,
             "broker": URL,
             "config": "async pool c100 (main) and thread pool c8; results kept (default ttl)",
         }

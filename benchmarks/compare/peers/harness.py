@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib.metadata
 import json
 import os
@@ -53,6 +54,9 @@ DRAIN_TIMEOUT_S = float(os.environ.get("BENCH_DRAIN_TIMEOUT_S", "600"))
 #: Seconds a worker gets to exit after SIGTERM before its process group is killed.
 STOP_GRACE_S = float(os.environ.get("BENCH_STOP_GRACE_S", "5"))
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+#: The PostgreSQL database of the postgres backend: run.py creates it afresh for each system
+#: and drops it at the end (a runner started alone needs it to exist).
+PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/errands_compare")
 LOG_DIR = Path(os.environ.get("BENCH_LOG_DIR", str(HERE.parent / ".work" / "logs")))
 #: run.py's safety net: a file per live worker process group, which it kills if we cannot.
 PGID_DIR = os.environ.get("BENCH_PGID_DIR")
@@ -340,13 +344,20 @@ class Drain:
         return (c_hi - c_lo) / max(t_hi - t_lo, 1e-9)
 
 
-def drain(system: str, variant: str, job: Job, cmd: Sequence[str], jobs: int = JOBS) -> None:
+def drain(
+    system: str,
+    variant: str,
+    job: Job,
+    cmd: Sequence[str],
+    jobs: int = JOBS,
+    env: dict[str, str] | None = None,
+) -> None:
     """The queue holds `jobs` jobs of kind `job`: start one worker and watch the count."""
     clear_counts()
     name = f"{system}-{variant}-{job}"
     record = Drain(jobs)
     start = time.perf_counter()
-    with running_worker(cmd, name) as proc:
+    with running_worker(cmd, name, env) as proc:
         while True:
             done = jobs_done(job)
             now = time.perf_counter() - start
@@ -466,13 +477,24 @@ class LoopThread:
 
 
 class Peer(Protocol):
-    """One system, as the driver sees it; every method is blocking."""
+    """One system, as the driver sees it; every method is blocking. A peer may also define
+    `worker_env(variant) -> dict[str, str]`: extra environment for that variant's workers."""
 
-    system: str
-    #: Worker configurations, the main one first (enqueue figures are taken with it).
-    variants: Sequence[str]
-    #: Whether the system has an API that enqueues many jobs in one call.
-    has_batch: bool
+    # Read-only properties, so that a runner's class attributes (a tuple of variants) match.
+    @property
+    def system(self) -> str:
+        """The system's name, as in the table."""
+        ...
+
+    @property
+    def variants(self) -> Sequence[str]:
+        """Worker configurations, the main one first (enqueue figures are taken with it)."""
+        ...
+
+    @property
+    def has_batch(self) -> bool:
+        """Whether the system has an API that enqueues many jobs in one call."""
+        ...
 
     def info(self) -> dict[str, Any]:
         """Versions and a one-line description of the configuration."""
@@ -507,13 +529,9 @@ def run(peer: Peer) -> None:
     emit(system, "-", "info", None, "", **peer.info())
     for index, variant in enumerate(peer.variants):
         for job in JOB_KINDS:
-            guarded(
-                system,
-                variant,
-                f"drain_{job}",
-                lambda v=variant, j=job, i=index: _drain_phase(peer, v, j, i == 0),
-            )
-        guarded(system, variant, "rtt", lambda v=variant: _rtt_phase(peer, v))
+            phase = functools.partial(_drain_phase, peer, variant, job, index == 0)
+            guarded(system, variant, f"drain_{job}", phase)
+        guarded(system, variant, "rtt", functools.partial(_rtt_phase, peer, variant))
 
 
 def guarded(system: str, variant: str, name: str, body: Callable[[], None]) -> None:
@@ -524,6 +542,13 @@ def guarded(system: str, variant: str, name: str, body: Callable[[], None]) -> N
         note(f"{system}-{variant} {name} FAILED: {exc!r}")
         traceback.print_exc(file=sys.stderr)
         emit(system, variant, "error", None, "", phase=name, error=f"{type(exc).__name__}: {exc}")
+
+
+def worker_env(peer: Peer, variant: str) -> dict[str, str] | None:
+    """Extra environment of the variant's workers, for a peer that defines `worker_env` (a
+    setting its worker reads when it imports the runner, such as a pool size)."""
+    extra: Callable[[str], dict[str, str]] | None = getattr(peer, "worker_env", None)
+    return extra(variant) if extra else None
 
 
 def _drain_phase(peer: Peer, variant: str, job: Job, first: bool) -> None:
@@ -551,11 +576,12 @@ def _drain_phase(peer: Peer, variant: str, job: Job, first: bool) -> None:
         peer.enqueue_batch(variant, job, JOBS)
     else:
         peer.enqueue(variant, job, JOBS)
-    drain(system, variant, job, peer.worker(variant, job))
+    drain(system, variant, job, peer.worker(variant, job), env=worker_env(peer, variant))
 
 
 def _rtt_phase(peer: Peer, variant: str) -> None:
     peer.reset()
-    with running_worker(peer.worker(variant, "rtt"), f"{peer.system}-{variant}-rtt"):
+    name = f"{peer.system}-{variant}-rtt"
+    with running_worker(peer.worker(variant, "rtt"), name, worker_env(peer, variant)):
         samples = peer.round_trips(variant)
     emit_round_trips(peer.system, variant, samples)
