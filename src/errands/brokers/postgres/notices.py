@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import psycopg
 from psycopg import pq, sql
+
+from errands.brokers.waiters import EVERYONE, Waiters
 
 log = logging.getLogger(__name__)
 
@@ -23,19 +25,17 @@ APPLICATION_NAME: Final = "errands-listen"  # how to find (or end) it in pg_stat
 LISTEN_WAIT: Final = 1.0  # seconds a waiter waits for the listener before reading anyway
 RETRY: Final = 0.2  # seconds before the first attempt to listen again; doubles up to RETRY_MAX
 RETRY_MAX: Final = 5.0
-EVERYONE: Final = "*"  # a payload that wakes every waiter of its channel
 
 Connect = Callable[[], Awaitable[psycopg.AsyncConnection[Any]]]
 
 
-class Notices:
+class Notices(Waiters):
     """The ready and done channels of one schema, as events for waiters in this process."""
 
     def __init__(self, connect: Connect, ready_channel: str, done_channel: str) -> None:
+        super().__init__()
         self._connect = connect
         self._ready_channel, self._done_channel = ready_channel, done_channel
-        self._ready: dict[str, set[asyncio.Event]] = {}
-        self._done: dict[str, set[asyncio.Event]] = {}
         self._listening = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._connection: psycopg.AsyncConnection[Any] | None = None
@@ -61,24 +61,6 @@ class Notices:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._listening.wait(), LISTEN_WAIT)
 
-    def watch_ready(self, queues: Iterable[str]) -> asyncio.Event:
-        """An event set when a job of `queues` may have become claimable (or due sooner); take
-        it before reading the database and pass it to `unwatch_ready` afterwards."""
-        return _watch(self._ready, queues)
-
-    def unwatch_ready(self, queues: Iterable[str], event: asyncio.Event) -> None:
-        """Stop delivering to `event`."""
-        _unwatch(self._ready, queues, event)
-
-    def watch(self, job_ids: Iterable[str]) -> asyncio.Event:
-        """An event set when any of `job_ids` may have ended; take it before reading the
-        database and pass it to `unwatch` afterwards."""
-        return _watch(self._done, job_ids)
-
-    def unwatch(self, job_ids: Iterable[str], event: asyncio.Event) -> None:
-        """Stop delivering to `event`."""
-        _unwatch(self._done, job_ids, event)
-
     async def close(self) -> None:
         """Stop listening and close the connection; every waiter is woken. Idempotent."""
         task, self._task = self._task, None
@@ -88,13 +70,6 @@ class Notices:
                 await task
         self._listening.clear()
         self.wake_all()
-
-    def wake_all(self) -> None:
-        """Wake every waiter, to re-read the database."""
-        for watched in (self._ready, self._done):
-            for events in watched.values():
-                for event in events:
-                    event.set()
 
     async def _run(self) -> None:
         pause = RETRY
@@ -153,35 +128,8 @@ class Notices:
             loop.remove_reader(socket)
 
     def _deliver(self, channel: str, payload: str) -> None:
+        # An empty payload names nobody in particular: every waiter of the channel re-reads.
         if channel == self._ready_channel:
-            watched, names = self._ready, payload.split("\n")
+            self.deliver_ready(payload.split("\n") if payload else [EVERYONE])
         elif channel == self._done_channel:
-            watched, names = self._done, payload.split(" ")
-        else:
-            return
-        if EVERYONE in names or not payload:
-            for events in watched.values():
-                for event in events:
-                    event.set()
-            return
-        for name in names:
-            for event in watched.get(name, ()):
-                event.set()
-
-
-def _watch(watched: dict[str, set[asyncio.Event]], names: Iterable[str]) -> asyncio.Event:
-    event = asyncio.Event()
-    for name in names:
-        watched.setdefault(name, set()).add(event)
-    return event
-
-
-def _unwatch(
-    watched: dict[str, set[asyncio.Event]], names: Iterable[str], event: asyncio.Event
-) -> None:
-    for name in names:
-        events = watched.get(name)
-        if events is not None:
-            events.discard(event)
-            if not events:
-                del watched[name]
+            self.deliver_done(payload.split(" ") if payload else [EVERYONE])

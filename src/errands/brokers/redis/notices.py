@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
 from typing import Any, Final
 
 from redis.exceptions import RedisError
 
 from errands.brokers.redis.keys import Keys
+from errands.brokers.waiters import Waiters
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +25,13 @@ RETRY: Final = 0.2  # seconds between attempts to subscribe again
 READ: Final = 1.0  # seconds one read of the subscription waits for a message
 
 
-class Notices:
+class Notices(Waiters):
     """The ready and done channels of one app, as events for waiters in this process."""
 
     def __init__(self, client: Any, keys: Keys) -> None:
+        super().__init__()
         self._client = client  # a plain redis.asyncio.Redis: pub/sub needs one node
         self._keys = keys
-        self._ready: dict[str, set[asyncio.Event]] = {}
-        self._done: dict[str, set[asyncio.Event]] = {}
         self._subscribed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -45,24 +44,6 @@ class Notices:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._subscribed.wait(), SUBSCRIBE_WAIT)
 
-    def watch_ready(self, queues: Iterable[str]) -> asyncio.Event:
-        """An event set when a job of `queues` may have become claimable; take it before
-        reading Redis and pass it to `unwatch_ready` afterwards."""
-        return _watch(self._ready, queues)
-
-    def unwatch_ready(self, queues: Iterable[str], event: asyncio.Event) -> None:
-        """Stop delivering to `event`."""
-        _unwatch(self._ready, queues, event)
-
-    def watch(self, job_ids: Iterable[str]) -> asyncio.Event:
-        """An event set when any of `job_ids` may have ended; take it before reading Redis and
-        pass it to `unwatch` afterwards."""
-        return _watch(self._done, job_ids)
-
-    def unwatch(self, job_ids: Iterable[str], event: asyncio.Event) -> None:
-        """Stop delivering to `event`."""
-        _unwatch(self._done, job_ids, event)
-
     async def close(self) -> None:
         """Unsubscribe and stop the reader; idempotent."""
         task, self._task = self._task, None
@@ -71,12 +52,6 @@ class Notices:
             with contextlib.suppress(asyncio.CancelledError, RedisError):
                 await task
         self._subscribed.clear()
-
-    def _wake_all(self) -> None:
-        for watched in (self._ready, self._done):
-            for events in watched.values():
-                for event in events:
-                    event.set()
 
     async def _run(self) -> None:
         ready, done = self._keys.ready_channel.encode(), self._keys.done_channel.encode()
@@ -93,41 +68,17 @@ class Notices:
                     if kind == "subscribe":
                         if message["data"] == 2:  # both channels: nothing can slip by now
                             self._subscribed.set()
-                            self._wake_all()  # notices sent while unsubscribed are lost
+                            self.wake_all()  # notices sent while unsubscribed are lost
                     elif channel == ready:
-                        _deliver(self._ready, message["data"].decode().split("\n"))
+                        self.deliver_ready(message["data"].decode().split("\n"))
                     elif channel == done:
-                        _deliver(self._done, message["data"].decode().split())
+                        self.deliver_done(message["data"].decode().split())
             except (RedisError, OSError) as error:
                 if self._subscribed.is_set():
                     log.warning("lost the Redis notice subscription (%s); resubscribing", error)
                 self._subscribed.clear()
-                self._wake_all()
+                self.wake_all()
                 await asyncio.sleep(RETRY)
             finally:
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()
-
-
-def _watch(watched: dict[str, set[asyncio.Event]], names: Iterable[str]) -> asyncio.Event:
-    event = asyncio.Event()
-    for name in names:
-        watched.setdefault(name, set()).add(event)
-    return event
-
-
-def _unwatch(
-    watched: dict[str, set[asyncio.Event]], names: Iterable[str], event: asyncio.Event
-) -> None:
-    for name in names:
-        events = watched.get(name)
-        if events is not None:
-            events.discard(event)
-            if not events:
-                del watched[name]
-
-
-def _deliver(watched: dict[str, set[asyncio.Event]], names: Iterable[str]) -> None:
-    for name in names:
-        for event in watched.get(name, ()):
-            event.set()
