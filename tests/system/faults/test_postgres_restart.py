@@ -25,8 +25,8 @@ An immediate stop can cut off the reply to a claim PostgreSQL already committed:
 knows it holds those jobs, so they wait out their lease (10 s here) and are rescued, counting a
 crash. That is a delay, not a loss; the run's summary line (pytest -s) says how many there were.
 
-The producer, the outage record and the bulk enqueue are the Redis restart test's
-(test_redis_restart.py): the same experiment on another broker.
+The experiment itself (the producer, the outages, the bulk enqueue and the run) is shared with
+the Redis restart test (restarts.py): the same experiment on another broker.
 
 The default run is the full one, 5,000 jobs and 5 restarts (about 20 s); a soak tier (20,000
 jobs, 20 restarts, the same outages four times over) runs with `--run-slow`.
@@ -47,7 +47,6 @@ here), which is then a true failure of the same kind.
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -55,20 +54,16 @@ from pathlib import Path
 
 import pytest
 
-import errands
-from errands import JobState
 from tests.brokers.pg_servers import PostgresCluster
 from tests.brokers.pg_servers import pg_cluster as pg_cluster
-from tests.system import sysapp
-from tests.system.chaos.checker import fetch_jobs, wait_terminal
-from tests.system.chaos.conftest import ChaosWorkers, Started
+from tests.system.chaos.conftest import ChaosWorkers
 from tests.system.chaos.ledger import TimedLedger
-from tests.system.faults.test_redis_restart import (
-    JOB_SECONDS,
+from tests.system.faults.restarts import (
+    RESUME_BOUND,
     Outage,
-    Producer,
-    assert_alive,
-    enqueue_all,
+    Scene,
+    restart,
+    run_through_restarts,
 )
 from tests.system.ledger import Ledger
 
@@ -77,8 +72,6 @@ OUTAGE_MAX = 20.0
 #: Longer than any planned outage, so no lease lapses while PostgreSQL is down: a restart alone
 #: must not make a job run twice or count a crash.
 LEASE = 10.0
-RESUME_BOUND = 3.0  # seconds from PostgreSQL accepting connections to each worker's next start
-UP = timedelta(seconds=30)
 SCHEMA = "restart"
 #: What PostgreSQL logs when it starts after an immediate stop (or a crash): WAL replay follows.
 RECOVERY = "database system was interrupted"
@@ -156,130 +149,32 @@ def check_restarts(cluster: PostgresCluster, workers: ChaosWorkers, tier: Tier) 
     """Run `tier` and check everything but how soon the workers resumed (see assert_resumed);
     returns the outages."""
     began = time.monotonic()
-    url = cluster.url(schema=SCHEMA)
-    ledger = workers.chaos
-    app = errands.App(url)
-    producer = Producer(url)
-    try:
-        acknowledged = enqueue_all(app, tier.jobs)
-        pair = [workers.launch("--pool", "thread", "--concurrency", "8", lease=LEASE)]
-        pair.append(workers.launch("--pool", "thread", "--concurrency", "8", lease=LEASE))
-        for one in pair:
-            workers.wait_ready(one)
-        producer.start()
-        outages = [
-            restart_once(cluster, workers, pair, producer, tier, k) for k in range(tier.restarts)
-        ]
-        producer.stop()
-        assert_alive(workers, pair)
 
-        attempts = producer.attempts
-        produced = {a.key: a.job_id for a in attempts if a.outcome == "ok" and a.job_id}
-        acknowledged.update(produced)
-        # A failed enqueue may or may not have been stored: sent again with its idempotency key,
-        # it comes back as a duplicate if it was (and runs either way).
-        failed = [a for a in attempts if a.outcome != "ok"]
-        stored_anyway = 0
-        for attempt in failed:
-            call = sysapp.chaos_sleeper.options(idempotency_key=attempt.key)
-            [handle] = app.enqueue_many([call.call(attempt.key, JOB_SECONDS)])
-            stored_anyway += handle.duplicate
-            acknowledged[attempt.key] = handle.id
+    def restart_once(scene: Scene, k: int) -> Outage:
+        # `pg_ctl stop -m immediate` returns once the postmaster is reaped; the start returns
+        # once a connection and SELECT 1 succeed (after WAL replay). Down for the tier's
+        # planned time at least.
+        planned = tier.outages[k % len(tier.outages)]
+        return restart(scene, k, cluster.crash, cluster.start, down=(planned, OUTAGE_MAX))
 
-        ids = list(acknowledged.values())
-        wait_terminal(app, ids, tier.within)
-        assert_alive(workers, pair)
-        jobs = fetch_jobs(app, ids)
-        codes = workers.stop_gracefully()
-    finally:
-        producer.close()
-        app.close()
-
-    ledger.refresh()
-    runs = ledger.all_runs()
-    by_id = {job.id: job for job in jobs}
-    states = Counter(str(by_id[i].state) if i in by_id else "missing" for i in ids)
-    lost = [
-        key
-        for key, job_id in acknowledged.items()
-        if job_id not in by_id
-        or by_id[job_id].state is not JobState.COMPLETED
-        or not any(run.end is not None for run in runs.get(key, []))
-    ]
-    twice = sorted(key for key in acknowledged if len(runs.get(key, [])) > 1)
-    # A claim PostgreSQL committed whose reply the stop cut off: no worker knows of it, so it
-    # waits out its lease and is rescued, counting a crash. Reported, not a loss.
-    rescued = [job for job in jobs if job.crashes or job.attempt > 1]
-    errors = Counter(a.outcome for a in attempts if a.outcome != "ok")
-    blocked = max((a.ended - a.began for a in attempts if a.outcome != "ok"), default=0.0)
-    slowest = max((s for o in outages for s in o.resumed.values()), default=0.0)
+    run = run_through_restarts(
+        cluster.url(schema=SCHEMA), workers, tier, lease=LEASE, restart_once=restart_once
+    )
+    blocked = max((a.ended - a.began for a in run.attempts if a.outcome != "ok"), default=0.0)
     recoveries = cluster.log_path.read_text(errors="replace").count(RECOVERY)
     print(
-        f"\npostgres restart -m immediate x{tier.restarts}: {len(acknowledged)} jobs "
-        f"({tier.jobs} bulk, {len(produced)} acknowledged to the producer thread), states "
-        f"{dict(states)}, lost {len(lost)}, ran twice {len(twice)}, rescued after a lease "
-        f"lapsed {len(rescued)}; crash recoveries logged {recoveries}; outages "
-        + ", ".join(f"{o.down:.2f}s" for o in outages)
-        + f"; resume after restart max {slowest:.2f}s "
-        + str([{tag: round(s, 2) for tag, s in o.resumed.items()} for o in outages])
-        + f"; producer: {len(attempts)} enqueues, refused {dict(errors)} (the longest "
-        f"refusal took {blocked:.2f}s), "
-        f"{stored_anyway} of the refused were stored anyway; "
+        f"\npostgres restart -m immediate x{tier.restarts}: {len(run.acknowledged)} jobs "
+        f"({tier.jobs} bulk, {len(run.produced)} acknowledged to the producer thread), states "
+        f"{dict(run.states)}, lost {len(run.lost)}, ran twice {len(run.twice)}, rescued after "
+        f"a lease lapsed {len(run.rescued)}; crash recoveries logged {recoveries}; "
+        f"{run.outages_summary()}; producer: {len(run.attempts)} enqueues, refused "
+        f"{dict(run.errors)} (the longest refusal took {blocked:.2f}s), "
+        f"{run.stored_anyway} of the refused were stored anyway; "
         f"wall {time.monotonic() - began:.1f}s"
     )
 
-    assert lost == [], f"{len(lost)} jobs lost, e.g. {lost[:5]}"
-    assert states == Counter({"completed": len(acknowledged)})
-    assert set(errors) <= {"BrokerUnavailable"}, f"enqueue raised other errors: {errors}"
+    run.assert_nothing_lost()
     assert recoveries == tier.restarts, f"{recoveries} crash recoveries for {tier.restarts}"
-    for k, outage in enumerate(outages):
-        # Begun and ended while no postmaster existed: only a refusal is true.
-        dead = [a for a in attempts if outage.killed <= a.began and a.ended <= outage.restarting]
-        refused = [a for a in dead if a.outcome == "BrokerUnavailable"]
-        assert refused, f"outage {k}: no enqueue raised BrokerUnavailable: {dead}"
-        assert not [a for a in dead if a.outcome == "ok"], f"outage {k}: a false success"
-        assert set(outage.resumed) == {one.tag for one in pair}
-    assert codes == {one.tag: 0 for one in pair}, f"exit codes on SIGTERM: {codes}"
-    return outages
-
-
-def restart_once(
-    cluster: PostgresCluster,
-    workers: ChaosWorkers,
-    pair: list[Started],
-    producer: Producer,
-    tier: Tier,
-    k: int,
-) -> Outage:
-    """Restart number `k`: once (k + 1) / (restarts + 1) of the bulk jobs ended, stop PostgreSQL
-    with `pg_ctl stop -m immediate`; when its planned outage has passed and a producer's enqueue
-    has failed, start it again, and measure how long each worker takes to start a job after it
-    accepts connections."""
-    ledger = workers.chaos
-    share = (k + 1) * tier.jobs // (tier.restarts + 1)
-    ledger.wait_until(f"{share} jobs ended", lambda: ledger.count("end") >= share, UP)
-    assert_alive(workers, pair)
-
-    cluster.crash()
-    killed = time.monotonic()  # the postmaster is reaped: from here on, nothing can reach it
-    # Down for the planned time and until the producer has met it down; past OUTAGE_MAX it
-    # comes back anyway and the missing BrokerUnavailable fails the test after the run.
-    planned, deadline = tier.outages[k % len(tier.outages)], killed + OUTAGE_MAX
-    while time.monotonic() < deadline and not (
-        time.monotonic() - killed >= planned and producer.unavailable_since(killed)
-    ):
-        time.sleep(0.01)  # a thread's progress and a span of time: nothing to await
-    assert_alive(workers, pair)
-    restarting = time.monotonic()
-    cluster.start()  # returns once a connection and SELECT 1 succeed (after WAL replay)
-    outage = Outage(killed, restarting, time.monotonic(), time.time())
-    seen = len(ledger.events)  # read before the stop: every later start is past this index
-
-    def resumed() -> bool:
-        for event in ledger.events[seen:]:
-            if event.event == "start" and event.t > outage.back_wall:
-                outage.resumed.setdefault(event.tag, event.t - outage.back_wall)
-        return len(outage.resumed) == len(pair)
-
-    ledger.wait_until(f"both workers start a job after restart {k}", resumed, UP)
-    return outage
+    run.assert_refused_while_down()
+    run.assert_stopped_cleanly()
+    return run.outages

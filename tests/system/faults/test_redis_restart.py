@@ -25,122 +25,44 @@ mark. A soak tier (20,000 jobs, 20 kills, about 40 s) runs with `--run-slow`.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-import errands
-from errands import JobState
-from errands.job import JobId
 from tests.brokers.redis_servers import RedisServer
 from tests.brokers.redis_servers import redis_server as redis_server
-from tests.system import sysapp
-from tests.system.chaos.checker import fetch_jobs, wait_terminal
-from tests.system.chaos.conftest import ChaosWorkers, Started
+from tests.system.chaos.conftest import ChaosWorkers
 from tests.system.chaos.ledger import TimedLedger
+from tests.system.faults.restarts import (
+    RESUME_BOUND,
+    Outage,
+    Scene,
+    restart,
+    run_through_restarts,
+)
+from tests.system.faults.restarts import assert_alive as assert_alive  # for the listener test
 from tests.system.ledger import Ledger
 
 #: Longer than any outage here, so no lease lapses while Redis is down: a restart alone must
 #: not make a job run twice or count a crash.
 LEASE = 5.0
-RESUME_BOUND = 3.0  # seconds from Redis answering again to each worker's next job start
 OUTAGE_MIN = 0.5  # seconds Redis stays down at least, so the outage is one a producer meets
 OUTAGE_MAX = 10.0  # ... and at most, waiting for the producer's BrokerUnavailable
-PRODUCE_EVERY = 0.01  # seconds between the producer thread's enqueues
-JOB_SECONDS = 0.005
-BATCH = 500
-UP = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
 class Tier:
     jobs: int
-    kills: int
+    restarts: int  # each a SIGKILL and a start
     within: timedelta  # for every job to end after the last restart
 
 
-FULL = Tier(jobs=5_000, kills=5, within=timedelta(seconds=60))
-SOAK = Tier(jobs=20_000, kills=20, within=timedelta(seconds=180))
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One enqueue of the producer thread: its key, when it ran and how it ended."""
-
-    key: str
-    began: float  # time.monotonic()
-    ended: float
-    outcome: str  # "ok" or the exception's type name
-    job_id: JobId | None = None
-
-
-@dataclass
-class Outage:
-    """One kill and restart of Redis."""
-
-    killed: float  # time.monotonic() once the SIGKILLed process was reaped
-    restarting: float  # time.monotonic() just before the new process was started
-    back: float  # time.monotonic() when it answered PING again
-    back_wall: float  # the same instant by time.time(), to compare with the ledger's times
-    resumed: dict[str, float] = field(default_factory=dict)  # worker tag -> seconds to resume
-
-    @property
-    def down(self) -> float:
-        """Seconds Redis could not be reached."""
-        return self.back - self.killed
-
-
-class Producer:
-    """A thread enqueueing one job every PRODUCE_EVERY seconds through its own App, recording
-    each attempt, until stopped."""
-
-    def __init__(self, url: str) -> None:
-        self.app = errands.App(url)
-        self.attempts: list[Attempt] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="producer", daemon=True)
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=60)
-        assert not self._thread.is_alive(), "the producer thread hangs in an enqueue"
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=60)
-        self.app.close()
-
-    def _run(self) -> None:
-        n = 0
-        while not self._stop.is_set():
-            key = f"p{n:05d}"
-            call = sysapp.chaos_sleeper.options(idempotency_key=key).call(key, JOB_SECONDS)
-            began = time.monotonic()
-            try:
-                [handle] = self.app.enqueue_many([call])
-            except Exception as error:  # every kind is recorded; the test says which may occur
-                attempt = Attempt(key, began, time.monotonic(), type(error).__name__)
-            else:
-                attempt = Attempt(key, began, time.monotonic(), "ok", handle.id)
-            with self._lock:
-                self.attempts.append(attempt)
-            n += 1
-            self._stop.wait(PRODUCE_EVERY)  # the producer's pace, not a wait for a state
-
-    def unavailable_since(self, since: float) -> bool:
-        """An attempt begun at or after `since` raised BrokerUnavailable."""
-        with self._lock:
-            return any(a.began >= since and a.outcome == "BrokerUnavailable" for a in self.attempts)
+FULL = Tier(jobs=5_000, restarts=5, within=timedelta(seconds=60))
+SOAK = Tier(jobs=20_000, restarts=20, within=timedelta(seconds=180))
 
 
 @pytest.fixture
@@ -173,143 +95,28 @@ def test_soak_redis_killed_20_times_during_20000_jobs_loses_nothing(
 
 def check_restarts(server: RedisServer, workers: ChaosWorkers, tier: Tier) -> None:
     began = time.monotonic()
-    url = server.url(prefix="restart")
-    ledger = workers.chaos
-    app = errands.App(url)
-    producer = Producer(url)
-    try:
-        acknowledged = enqueue_all(app, tier.jobs)
-        pair = [workers.launch("--pool", "thread", "--concurrency", "8", lease=LEASE)]
-        pair.append(workers.launch("--pool", "thread", "--concurrency", "8", lease=LEASE))
-        for one in pair:
-            workers.wait_ready(one)
-        producer.start()
-        outages = [
-            kill_and_restart(server, workers, pair, producer, tier, k) for k in range(tier.kills)
-        ]
-        producer.stop()
-        assert_alive(workers, pair)
 
-        attempts = producer.attempts
-        produced = {a.key: a.job_id for a in attempts if a.outcome == "ok" and a.job_id}
-        acknowledged.update(produced)
-        # A failed enqueue may or may not have been stored: sent again with its idempotency key,
-        # it comes back as a duplicate if it was (and runs either way).
-        failed = [a for a in attempts if a.outcome != "ok"]
-        stored_anyway = 0
-        for attempt in failed:
-            call = sysapp.chaos_sleeper.options(idempotency_key=attempt.key)
-            [handle] = app.enqueue_many([call.call(attempt.key, JOB_SECONDS)])
-            stored_anyway += handle.duplicate
-            acknowledged[attempt.key] = handle.id
+    def kill_and_restart(scene: Scene, k: int) -> Outage:
+        # SIGKILL returns once the process is reaped; the restart reloads the AOF on the same
+        # port and directory and returns once Redis answers PING.
+        return restart(scene, k, server.kill, server.restart, down=(OUTAGE_MIN, OUTAGE_MAX))
 
-        ids = list(acknowledged.values())
-        wait_terminal(app, ids, tier.within)
-        assert_alive(workers, pair)
-        jobs = fetch_jobs(app, ids)
-        codes = workers.stop_gracefully()
-    finally:
-        producer.close()
-
-    ledger.refresh()
-    runs = ledger.all_runs()
-    by_id = {job.id: job for job in jobs}
-    states = Counter(str(by_id[i].state) if i in by_id else "missing" for i in ids)
-    lost = [
-        key
-        for key, job_id in acknowledged.items()
-        if job_id not in by_id
-        or by_id[job_id].state is not JobState.COMPLETED
-        or not any(run.end is not None for run in runs.get(key, []))
-    ]
-    twice = sorted(key for key in acknowledged if len(runs.get(key, [])) > 1)
-    # A claim Redis applied (and fsynced) whose reply the kill cut off: no worker knows of it,
-    # so it waits out its lease and is rescued, counting a crash. Reported, not a loss.
-    rescued = [job for job in jobs if job.crashes or job.attempt > 1]
-    errors = Counter(a.outcome for a in attempts if a.outcome != "ok")
-    slowest = max((s for o in outages for s in o.resumed.values()), default=0.0)
+    run = run_through_restarts(
+        server.url(prefix="restart"), workers, tier, lease=LEASE, restart_once=kill_and_restart
+    )
     print(
-        f"\nredis restart x{tier.kills}: {len(acknowledged)} jobs ({tier.jobs} bulk, "
-        f"{len(produced)} acknowledged to the producer thread), states {dict(states)}, lost "
-        f"{len(lost)}, ran twice {len(twice)}, rescued after a lease lapsed {len(rescued)}; "
-        "outages "
-        + ", ".join(f"{o.down:.2f}s" for o in outages)
-        + f"; resume after restart max {slowest:.2f}s "
-        + str([{tag: round(s, 2) for tag, s in o.resumed.items()} for o in outages])
-        + f"; producer: {len(attempts)} enqueues, refused {dict(errors)}, "
-        f"{stored_anyway} of the refused were stored anyway; "
+        f"\nredis restart x{tier.restarts}: {len(run.acknowledged)} jobs ({tier.jobs} bulk, "
+        f"{len(run.produced)} acknowledged to the producer thread), states "
+        f"{dict(run.states)}, lost {len(run.lost)}, ran twice {len(run.twice)}, rescued after "
+        f"a lease lapsed {len(run.rescued)}; {run.outages_summary()}"
+        f"; producer: {len(run.attempts)} enqueues, refused {dict(run.errors)}, "
+        f"{run.stored_anyway} of the refused were stored anyway; "
         f"wall {time.monotonic() - began:.1f}s"
     )
 
-    assert lost == [], f"{len(lost)} jobs lost, e.g. {lost[:5]}"
-    assert states == Counter({"completed": len(acknowledged)})
-    assert set(errors) <= {"BrokerUnavailable"}, f"enqueue raised other errors: {errors}"
-    for k, outage in enumerate(outages):
-        # Begun and ended while no Redis process existed: only a refusal is true.
-        dead = [a for a in attempts if outage.killed <= a.began and a.ended <= outage.restarting]
-        refused = [a for a in dead if a.outcome == "BrokerUnavailable"]
-        assert refused, f"outage {k}: no enqueue raised BrokerUnavailable: {dead}"
-        assert not [a for a in dead if a.outcome == "ok"], f"outage {k}: a false success"
-        assert set(outage.resumed) == {one.tag for one in pair}
+    run.assert_nothing_lost()
+    run.assert_refused_while_down()
+    for k, outage in enumerate(run.outages):
         late = {tag: s for tag, s in outage.resumed.items() if s > RESUME_BOUND}
         assert not late, f"outage {k}: workers resumed later than {RESUME_BOUND}s: {late}"
-    assert codes == {one.tag: 0 for one in pair}, f"exit codes on SIGTERM: {codes}"
-
-
-def enqueue_all(app: errands.App, jobs: int) -> dict[str, JobId]:
-    """Enqueue the bulk jobs j00000... in batches; returns key -> job id."""
-    acknowledged: dict[str, JobId] = {}
-    for start in range(0, jobs, BATCH):
-        keys = [f"j{i:05d}" for i in range(start, min(jobs, start + BATCH))]
-        handles = app.enqueue_many([sysapp.chaos_sleeper.call(key, JOB_SECONDS) for key in keys])
-        acknowledged.update(zip(keys, (h.id for h in handles), strict=True))
-    return acknowledged
-
-
-def kill_and_restart(
-    server: RedisServer,
-    workers: ChaosWorkers,
-    pair: list[Started],
-    producer: Producer,
-    tier: Tier,
-    k: int,
-) -> Outage:
-    """Kill number `k`: once (k + 1) / (kills + 1) of the bulk jobs ended, SIGKILL Redis; when a
-    producer's enqueue has failed (at least OUTAGE_MIN later) start it again, and measure how
-    long each worker takes to start a job after that."""
-    ledger = workers.chaos
-    share = (k + 1) * tier.jobs // (tier.kills + 1)
-    ledger.wait_until(f"{share} jobs ended", lambda: ledger.count("end") >= share, UP)
-    assert_alive(workers, pair)
-
-    server.kill()
-    killed = time.monotonic()  # after the reap: from here on, nothing can reach Redis
-    # Down until the producer has met it down; past OUTAGE_MAX it comes back anyway and the
-    # missing BrokerUnavailable fails the test after the run.
-    deadline = killed + OUTAGE_MAX
-    while time.monotonic() < deadline and not (
-        time.monotonic() - killed >= OUTAGE_MIN and producer.unavailable_since(killed)
-    ):
-        time.sleep(0.01)  # a thread's progress and a span of time: nothing to await
-    assert_alive(workers, pair)
-    restarting = time.monotonic()
-    server.restart()
-    outage = Outage(killed, restarting, time.monotonic(), time.time())
-    seen = len(ledger.events)  # read before the kill: every later start is past this index
-
-    def resumed() -> bool:
-        for event in ledger.events[seen:]:
-            if event.event == "start" and event.t > outage.back_wall:
-                outage.resumed.setdefault(event.tag, event.t - outage.back_wall)
-        return len(outage.resumed) == len(pair)
-
-    ledger.wait_until(f"both workers start a job after restart {k}", resumed, UP)
-    return outage
-
-
-def assert_alive(workers: ChaosWorkers, pair: list[Started]) -> None:
-    """No worker exited (nor re-executed itself)."""
-    for one in pair:
-        log = (workers.tmp_path / f"worker-{one.index}.log").read_text(errors="replace")
-        assert one.alive, f"worker {one.tag} exited with {one.proc.returncode}:\n{log[-3000:]}"
-        assert "restarting the worker" not in log
+    run.assert_stopped_cleanly()
