@@ -2,14 +2,19 @@
 asyncio events, for brokers whose server pushes notices (Redis pub/sub, PostgreSQL NOTIFY).
 
 A broker's listener subclasses Waiters and calls `deliver_ready` / `deliver_done` with the
-names a notice carries, or `wake_all` when notices may have been missed (a reconnect).
+names a notice carries, or `wake_all` when notices may have been missed (a reconnect); the
+broker's wait_ready and wait_done are `wait_ready` and `wait_done` below, given its reads.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import timedelta
 from typing import Final
+
+from errands.job import TERMINAL_STATES, Job, JobId
 
 EVERYONE: Final = "*"  # a name that wakes every waiter of its kind
 
@@ -84,3 +89,62 @@ def _deliver(watched: dict[str, set[asyncio.Event]], names: Iterable[str]) -> No
     for name in names:
         for event in watched.get(name, ()):
             event.set()
+
+
+#: What a broker's readiness read returns: whether a job may be claimable now, and in how many
+#: seconds the next scheduled one is due (None: none is).
+Readiness = tuple[bool, float | None]
+
+
+async def wait_ready(
+    waiters: Waiters,
+    queues: Sequence[str],
+    timeout: timedelta,
+    read: Callable[[], Awaitable[Readiness]],
+) -> None:
+    """Broker.wait_ready for a pushing broker: watch `queues` before reading, so no enqueue
+    after the read goes unnoticed; then sleep until a notice, the next due job or the timeout,
+    and return without reading again (the claim that follows finds out)."""
+    signal = waiters.watch_ready(queues)
+    try:
+        ready, due_in = await read()
+        left = timeout.total_seconds()
+        if ready or left <= 0:
+            return
+        if due_in is not None:
+            left = min(left, max(0.0, due_in))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(signal.wait(), left)
+    finally:
+        waiters.unwatch_ready(queues, signal)
+
+
+async def wait_done(
+    waiters: Waiters,
+    job_ids: Sequence[JobId],
+    timeout: timedelta,
+    get: Callable[[Sequence[JobId]], Awaitable[list[Job]]],
+    still_open: Callable[[], bool],
+) -> list[Job]:
+    """Broker.wait_done for a pushing broker: the jobs once all are terminal (or gone), or as
+    they are at the timeout or when the broker closes; each read is preceded by a watch of the
+    jobs still pending, so no end after the read goes unnoticed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout.total_seconds()
+    pending = list(dict.fromkeys(job_ids))
+    while True:
+        signal = waiters.watch(pending)
+        try:
+            jobs = await get(job_ids)
+            ended = {job.id for job in jobs if job.state in TERMINAL_STATES}
+            stored = {job.id for job in jobs}
+            left = deadline - loop.time()
+            if left <= 0 or all(i in ended or i not in stored for i in pending):
+                return jobs
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(signal.wait(), left)
+        finally:
+            waiters.unwatch(pending, signal)
+        if not still_open():
+            return jobs
+        pending = [i for i in pending if i not in ended and i in stored]

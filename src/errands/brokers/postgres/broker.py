@@ -11,13 +11,13 @@ instead. Writes notify waiters (LISTEN/NOTIFY) in their own transaction.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 import psycopg
 
+from errands.brokers import waiters
 from errands.brokers.contract import (
     Capabilities,
     Claimed,
@@ -35,9 +35,10 @@ from errands.brokers.postgres.notices import APPLICATION_NAME, Notices
 from errands.brokers.postgres.pool import Connection
 from errands.brokers.postgres.sql import Q
 from errands.brokers.postgres.url import parse_url
+from errands.brokers.waiters import Readiness
 from errands.clock import Clock, SystemClock
 from errands.errors import BrokerError
-from errands.job import TERMINAL_STATES, CancelReason, Job, JobId, JobSpec, JobState, Progress
+from errands.job import CancelReason, Job, JobId, JobSpec, JobState, Progress
 from errands.lease import Lease
 from errands.outcome import Outcome
 
@@ -336,30 +337,20 @@ class PostgresBroker:
         return [i in moved for i in range(len(outcomes))]
 
     async def wait_ready(self, queues: Sequence[str], timeout: timedelta) -> None:
-        """Return once a job of `queues` may be claimable, or at the timeout; a hint only.
-
-        Watches the ready channel for these queues before it reads, so no enqueue after the
-        read goes unnoticed; then sleeps until a notice, the next due job or the timeout, and
-        returns without reading again: the claim that follows finds out.
-        """
+        """Return once a job of `queues` may be claimable, or at the timeout; a hint only (see
+        waiters.wait_ready)."""
         if not self._db.opened:
             await self.open()
         notices = self._notices_now()
         await notices.listen()
-        signal = notices.watch_ready(queues)
-        try:
+
+        async def read() -> Readiness:
             ready, due_in = await self._one(
                 "readiness", {"queues": list(queues), "now": self._now()}
             )
-            left = timeout.total_seconds()
-            if ready or left <= 0:
-                return
-            if due_in is not None:
-                left = min(left, max(0.0, due_in))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(signal.wait(), left)
-        finally:
-            notices.unwatch_ready(queues, signal)
+            return bool(ready), due_in
+
+        await waiters.wait_ready(notices, queues, timeout, read)
 
     async def wait_done(self, job_ids: Sequence[JobId], timeout: timedelta) -> list[Job]:
         """Return the jobs once all are terminal, or as they are at the timeout (or when the
@@ -367,26 +358,10 @@ class PostgresBroker:
         if not self._db.opened:
             await self.open()
         notices = self._notices_now()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout.total_seconds()
         await notices.listen()
-        pending = list(dict.fromkeys(job_ids))
-        while True:
-            signal = notices.watch(pending)
-            try:
-                jobs = await self.get(job_ids)
-                ended = {job.id for job in jobs if job.state in TERMINAL_STATES}
-                stored = {job.id for job in jobs}
-                left = deadline - loop.time()
-                if left <= 0 or all(i in ended or i not in stored for i in pending):
-                    return jobs
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(signal.wait(), left)
-            finally:
-                notices.unwatch(pending, signal)
-            if self._notices is not notices:  # closed meanwhile
-                return jobs
-            pending = [i for i in pending if i not in ended and i in stored]
+        return await waiters.wait_done(
+            notices, job_ids, timeout, self.get, lambda: self._notices is notices
+        )
 
     # -- maintenance ---------------------------------------------------------------------------
 

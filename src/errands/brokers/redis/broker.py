@@ -8,7 +8,6 @@ judges leases and due times by one clock; a test's injected clock is passed in i
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -32,6 +31,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from errands.brokers import waiters
 from errands.brokers.contract import (
     Capabilities,
     Claimed,
@@ -50,9 +50,10 @@ from errands.brokers.redis.notices import Notices
 from errands.brokers.redis.scripts import Scripts
 from errands.brokers.redis.url import parse_url
 from errands.brokers.values import at_ms, heartbeat_from_json, heartbeat_json, ms_at, progress_json
+from errands.brokers.waiters import Readiness
 from errands.clock import Clock, SystemClock, to_ms
 from errands.errors import BrokerError, BrokerFull, BrokerUnavailable
-from errands.job import TERMINAL_STATES, CancelReason, Job, JobId, JobSpec, JobState, Progress
+from errands.job import CancelReason, Job, JobId, JobSpec, JobState, Progress
 from errands.lease import Lease, new_token
 from errands.outcome import Outcome
 
@@ -290,51 +291,26 @@ class RedisBroker:
         return [bool(applied) for applied in reply]
 
     async def wait_ready(self, queues: Sequence[str], timeout: timedelta) -> None:
-        """Return once a job of `queues` may be claimable, or at the timeout; a hint only.
-
-        Watches the ready channel for these queues before it reads, so no enqueue after the
-        read goes unnoticed; then sleeps until a notice, the next due job or the timeout, and
-        returns without reading again: the claim that follows finds out.
-        """
+        """Return once a job of `queues` may be claimable, or at the timeout; a hint only (see
+        waiters.wait_ready)."""
         notices = self._listener()
         await notices.listen()
-        signal = notices.watch_ready(queues)
-        try:
+
+        async def read() -> Readiness:
             ready, next_due_ms, now_ms = await self._run("readiness", *queues)
-            left = timeout.total_seconds()
-            if ready or left <= 0:
-                return
-            if next_due_ms:
-                left = min(left, max(0.0, (int(next_due_ms) - int(now_ms)) / 1000))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(signal.wait(), left)
-        finally:
-            notices.unwatch_ready(queues, signal)
+            due_in = (int(next_due_ms) - int(now_ms)) / 1000 if next_due_ms else None
+            return bool(ready), due_in
+
+        await waiters.wait_ready(notices, queues, timeout, read)
 
     async def wait_done(self, job_ids: Sequence[JobId], timeout: timedelta) -> list[Job]:
         """Return the jobs once all are terminal, or as they are at the timeout (or when the
         broker is closed meanwhile)."""
         notices = self._listener()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout.total_seconds()
         await notices.listen()
-        pending = list(dict.fromkeys(job_ids))
-        while True:
-            signal = notices.watch(pending)
-            try:
-                jobs = await self.get(job_ids)
-                left = deadline - loop.time()
-                ended = {job.id for job in jobs if job.state in TERMINAL_STATES}
-                stored = {job.id for job in jobs}
-                if left <= 0 or all(i in ended or i not in stored for i in pending):
-                    return jobs
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(signal.wait(), left)
-            finally:
-                notices.unwatch(pending, signal)
-            if self._notices is None:
-                return jobs
-            pending = [i for i in pending if i not in ended and i in stored]
+        return await waiters.wait_done(
+            notices, job_ids, timeout, self.get, lambda: self._notices is notices
+        )
 
     # -- maintenance ---------------------------------------------------------------------------
 
