@@ -51,6 +51,7 @@ from errands.outcome import (
 from errands.testing import FakeClock
 
 from .conftest import LEASE, error, heartbeat, make_broker, spec
+from .kit import KIT
 
 T = TypeVar("T")
 QUEUES = [("a",), ("b",), ("a", "b")]
@@ -116,7 +117,10 @@ class BrokerAgainstModel(RuleBasedStateMachine):
         super().__init__()
         self.runner = asyncio.Runner()
         self.clock = FakeClock()
-        self.sut = make_broker(kind, self.clock, Path(tempfile.mkdtemp(dir=root)))
+        directory = Path(tempfile.mkdtemp(dir=root))
+        # Each example gets storage of its own; a server's is dropped again in teardown.
+        self.url, self.cleanup = KIT[kind].url(directory), KIT[kind].cleanup
+        self.sut = make_broker(kind, self.clock, directory)
         self.model: Broker = MemoryBroker(clock=self.clock)
         self.run(self.sut.open())
         self.ids: list[JobId] = []
@@ -136,6 +140,7 @@ class BrokerAgainstModel(RuleBasedStateMachine):
     def teardown(self) -> None:
         self.run(self.sut.close())
         self.runner.close()
+        self.cleanup(self.url)
 
     @rule(batch=st.lists(job_options, min_size=1, max_size=4))
     def enqueue(self, batch: list[dict[str, Any]]) -> None:
