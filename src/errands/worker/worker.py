@@ -38,7 +38,9 @@ if TYPE_CHECKING:
     from errands.app import App
 
 log = logging.getLogger("errands.worker")
-CLAIM_RETRY_CAP = 1.0  # seconds: the longest pause between failed claims
+#: Seconds between failed claims at most: a worker resumes within about a second of its broker
+#: coming back, however long the outage was.
+CLAIM_RETRY_CAP = 1.0
 DEFAULT_CONCURRENCY: dict[PoolName, int] = {"async": 100, "thread": 16, "process": 0}
 
 
@@ -249,8 +251,6 @@ class Worker:
             claimed = await broker.claim(ClaimOptions(self.queues, n, self.lease, self.id))
         except Exception as error:
             self._claim_failures += 1
-            # Capped at a second: a worker must resume within a second or so of its broker
-            # coming back, however long the outage was.
             pause = min(CLAIM_RETRY_CAP, 0.1 * 2**self._claim_failures)
             log.error("claim failed (%s); trying again in %.1fs", error, pause)
             await self._first(asyncio.sleep(pause), self._stopping.wait())
