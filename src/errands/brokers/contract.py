@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Final, Protocol
 
 from errands.job import Job, JobId, JobSpec, JobState, Progress
 from errands.lease import Lease
@@ -112,6 +112,65 @@ class Counts:
     def total(self, state: JobState) -> int:
         """Jobs in `state` across all queues."""
         return sum(states.get(state, 0) for states in self.by_queue.values())
+
+
+#: Skipped-slot records a broker keeps per schedule: the newest, so a long outage of a
+#: schedule that fires every second costs one record, not one per slot.
+SKIPPED_KEEP: Final = 20
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedSlots:
+    """Slots of a schedule that passed without a run: `count` of them from `first` to `last`,
+    and why (the misfire policy's word: "missed", "coalesced", "expired")."""
+
+    first: datetime
+    last: datetime
+    count: int
+    reason: str
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleEntry:
+    """A schedule as put_schedules writes it: its name and its definition, a JSON text that
+    brokers store without reading (scheduling/schedule.py writes and reads it)."""
+
+    name: str
+    definition: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    """A stored schedule and its state.
+
+    `cursor` is the fence of exactly-once: every slot at or before it has been handled (run or
+    skipped), and only a fire() that read this same cursor may move it.
+    """
+
+    name: str
+    definition: str
+    paused: bool
+    cursor: datetime
+    created_at: datetime
+    updated_at: datetime
+    last_slot: datetime | None = None
+    last_job_id: JobId | None = None
+    last_fired_at: datetime | None = None
+    skipped: tuple[SkippedSlots, ...] = ()  # oldest first, at most SKIPPED_KEEP
+
+
+@dataclass(frozen=True, slots=True)
+class Firing:
+    """One step of a schedule: the jobs for its due slots and the slots it skips, applied only
+    if the schedule's cursor still equals `cursor` (another scheduler may have moved it)."""
+
+    name: str
+    cursor: datetime
+    advance_to: datetime
+    specs: tuple[JobSpec, ...] = ()
+    skipped: tuple[SkippedSlots, ...] = ()
+    last_slot: datetime | None = None  # the slot of the newest spec
 
 
 class Broker(Protocol):
@@ -250,6 +309,41 @@ class Broker(Protocol):
 
     async def purge(self, queue: str, states: Sequence[JobState]) -> int:
         """Delete jobs of `queue` in the given (non-running) states; returns how many."""
+        ...
+
+    # -- schedules (scheduling/ decides every slot; a broker stores and fences) ----------------
+
+    async def schedules(self, names: Sequence[str] | None = None) -> list[ScheduleRecord]:
+        """The stored schedules (all when None, else those of `names` that exist), by name."""
+        ...
+
+    async def put_schedules(
+        self, entries: Sequence[ScheduleEntry], *, replace: bool
+    ) -> list[bool]:
+        """Store the entries in one atomic write; True for each entry that changed something.
+
+        A new name is stored unpaused with cursor = created_at = now, so its first slot is
+        after now. An existing name is changed only with `replace` and a different definition:
+        the definition is replaced and cursor = now (a changed schedule starts afresh); its
+        paused flag, last run and skipped records are kept.
+        """
+        ...
+
+    async def remove_schedules(self, names: Sequence[str]) -> int:
+        """Delete these schedules (not their jobs); returns how many existed."""
+        ...
+
+    async def pause_schedules(self, names: Sequence[str], *, paused: bool) -> int:
+        """Set the paused flag; returns how many schedules changed. Resuming also sets the
+        cursor to now: slots that passed while paused were refused, not missed."""
+        ...
+
+    async def fire(self, firing: Firing) -> bool:
+        """In one atomic write, if the schedule exists, is not paused and its cursor equals
+        `firing.cursor`: enqueue `firing.specs` as enqueue_many does, set cursor =
+        `advance_to`, record the last slot, the stored id of the last spec and now as its last
+        run when there are specs, and append `firing.skipped` (keeping the newest
+        SKIPPED_KEEP). Otherwise change nothing and return False."""
         ...
 
     async def pause(self, queues: Sequence[str]) -> None:

@@ -19,10 +19,14 @@ from errands.brokers.contract import (
     Counts,
     Enqueued,
     Extended,
+    Firing,
     JobQuery,
     Page,
+    ScheduleEntry,
+    ScheduleRecord,
     WorkerInfo,
 )
+from errands.brokers.memory_schedules import ScheduleTable
 from errands.brokers.memory_table import JobTable, matches, new_job
 from errands.clock import Clock, SystemClock
 from errands.job import (
@@ -65,6 +69,7 @@ class MemoryBroker:
         self._paused: set[str] = set()
         self._queues: set[str] = set()
         self._workers: dict[str, WorkerInfo] = {}
+        self._schedules = ScheduleTable()
         self._changed: asyncio.Condition | None = None
         self.calls = 0
 
@@ -120,7 +125,11 @@ class MemoryBroker:
     async def enqueue_many(self, specs: Sequence[JobSpec]) -> list[Enqueued]:
         """Store every spec at once; see Broker.enqueue_many."""
         self.calls += 1
-        now = self._clock.now()
+        out = self._insert(specs, self._clock.now())
+        await self._notify()
+        return out
+
+    def _insert(self, specs: Sequence[JobSpec], now: datetime) -> list[Enqueued]:
         out: list[Enqueued] = []
         for spec in specs:
             if spec.id in self._jobs:  # a resend: never reset the stored job
@@ -136,7 +145,6 @@ class MemoryBroker:
             if key:
                 self._keys[key] = spec.id
             out.append(Enqueued(spec.id))
-        await self._notify()
         return out
 
     # -- working -------------------------------------------------------------------------------
@@ -459,6 +467,37 @@ class MemoryBroker:
         for job_id in doomed:
             self._delete(job_id)
         return len(doomed)
+
+    # -- schedules -----------------------------------------------------------------------------
+
+    async def schedules(self, names: Sequence[str] | None = None) -> list[ScheduleRecord]:
+        """See Broker.schedules."""
+        return self._schedules.select(names)
+
+    async def put_schedules(
+        self, entries: Sequence[ScheduleEntry], *, replace: bool
+    ) -> list[bool]:
+        """See Broker.put_schedules."""
+        return self._schedules.put(entries, replace_=replace, now=self._clock.now())
+
+    async def remove_schedules(self, names: Sequence[str]) -> int:
+        """See Broker.remove_schedules."""
+        return self._schedules.remove(names)
+
+    async def pause_schedules(self, names: Sequence[str], *, paused: bool) -> int:
+        """See Broker.pause_schedules."""
+        return self._schedules.pause(names, paused=paused, now=self._clock.now())
+
+    async def fire(self, firing: Firing) -> bool:
+        """See Broker.fire."""
+        if not self._schedules.holds(firing):
+            return False
+        now = self._clock.now()
+        stored = self._insert(firing.specs, now)
+        self._schedules.advance(firing, stored[-1].job_id if stored else None, now)
+        if stored:
+            await self._notify()
+        return True
 
     async def pause(self, queues: Sequence[str]) -> None:
         """Claims skip these queues."""
