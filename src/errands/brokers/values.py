@@ -1,5 +1,5 @@
 """Values every broker stores the same way: instants as epoch milliseconds, and failed
-attempts, progress and heartbeats as JSON text, so that one job reads the same from SQLite,
+attempts, progress, heartbeats and skipped slots as JSON text, so that one job reads the same from SQLite,
 Redis or a foreign client (docs/protocol.md).
 """
 
@@ -10,7 +10,7 @@ from typing import Final
 
 import msgspec
 
-from errands.brokers.contract import WorkerInfo
+from errands.brokers.contract import SkippedSlots, WorkerInfo
 from errands.job import AttemptError, ErrorKind, Progress
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -101,4 +101,31 @@ def heartbeat_from_json(text: str | bytes, seen_ms: int) -> WorkerInfo:
         started_at=at_ms(item["started_at"]),
         running=item["running"],
         seen_at=at_ms(seen_ms),
+    )
+
+
+def skipped_json(skipped: SkippedSlots) -> str:
+    """One skipped-slots record as the JSON object appended to a schedule's list."""
+    return _json_encode(
+        {
+            "first": ms_at(skipped.first),
+            "last": ms_at(skipped.last),
+            "count": skipped.count,
+            "reason": skipped.reason,
+            "at": ms_at(skipped.recorded_at),
+        }
+    ).decode()
+
+
+def skipped_from_json(text: str | bytes) -> tuple[SkippedSlots, ...]:
+    """A schedule's list of skipped-slots records, stored as a JSON array of `skipped_json`."""
+    return tuple(
+        SkippedSlots(
+            first=at_ms(item["first"]),
+            last=at_ms(item["last"]),
+            count=item["count"],
+            reason=item["reason"],
+            recorded_at=at_ms(item["at"]),
+        )
+        for item in _json_decode(text)
     )
