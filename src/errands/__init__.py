@@ -3,6 +3,7 @@
 from errands.app import App
 from errands.brokers import from_url
 from errands.brokers.contract import Broker, Capabilities, Claimed, JobQuery, WorkerInfo
+from errands.current import RunningJob, current_job
 from errands.errors import (
     BlockingCallInEventLoop,
     BrokerError,
@@ -15,6 +16,8 @@ from errands.errors import (
     MalformedMessage,
     ResultTimeout,
     Retry,
+    ScheduleExists,
+    ScheduleNotFound,
     TaskNotRegistered,
     Timeout,
     UnknownBrokerScheme,
@@ -31,6 +34,9 @@ from errands.job import (
 )
 from errands.lease import Lease
 from errands.retry import RetryPolicy
+from errands.scheduling.schedule import Schedule
+from errands.scheduling.scheduler import Scheduler
+from errands.scheduling.schedules import ScheduleInfo
 from errands.settings import Settings
 from errands.task import Call, Task, TaskOptions
 from errands.worker.middleware import JobLog, Middleware
@@ -69,6 +75,12 @@ __all__ = [
     "ResultTimeout",
     "Retry",
     "RetryPolicy",
+    "RunningJob",
+    "Schedule",
+    "ScheduleExists",
+    "ScheduleInfo",
+    "ScheduleNotFound",
+    "Scheduler",
     "Settings",
     "Task",
     "TaskNotRegistered",
@@ -76,6 +88,7 @@ __all__ = [
     "Timeout",
     "UnknownBrokerScheme",
     "WorkerInfo",
+    "current_job",
     "from_url",
     "wait",
     "wait_async",

@@ -13,7 +13,7 @@ import inspect
 import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
 
@@ -25,6 +25,8 @@ from errands.handle import JobHandle
 from errands.job import JobId
 from errands.portal import Portal
 from errands.retry import RetryPolicy
+from errands.scheduling.schedule import Misfire, Schedule
+from errands.scheduling.schedules import Schedules
 from errands.settings import Settings
 from errands.task import Call, PoolName, Task, TaskOptions, default_pool
 from errands.worker.middleware import JobLog, Middleware
@@ -78,6 +80,8 @@ class App:
         self.middleware: list[Middleware] = (
             [JobLog(info=self.settings.log_jobs)] if middleware is None else list(middleware)
         )
+        #: The schedules declared in code and stored in the broker (scheduling/schedules.py).
+        self.schedules = Schedules(self)
         self._module = _caller_module()
         atexit.register(self.close)
 
@@ -187,6 +191,59 @@ class App:
     def queues(self) -> list[str]:
         """Every queue a registered task uses, sorted (at least "default")."""
         return sorted({t.defaults.queue for t in self.registry.values()} | {"default"})
+
+    # -- schedules -----------------------------------------------------------------------------
+
+    def periodic(
+        self,
+        task: Task[..., Any] | str | None = None,
+        /,
+        *,
+        cron: str | None = None,
+        every: timedelta | None = None,
+        tz: str = "UTC",
+        args: tuple[Any, ...] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        misfire: Misfire = "once",
+        misfire_grace: timedelta | None = None,
+        start: datetime | None = None,
+    ) -> Any:
+        """Declare a periodic job: `cron` (five fields or an @alias, in zone `tz`) or `every`
+        (a timedelta, slots aligned to the Unix epoch or `start`), exactly one.
+
+        `app.periodic(task, cron=...)` returns the Schedule; `@app.periodic(cron=...)` stacked
+        on `@app.task` (or on a plain function, which it registers) returns the task. The
+        schedule is named after the task unless `name` says otherwise. `misfire` decides the
+        slots missed while no scheduler ran ("skip", "once", "all"; see scheduling/misfire.py)
+        and `misfire_grace` how late a slot may still run. A bad value raises here.
+        """
+        options: dict[str, Any] = {
+            "cron": cron,
+            "every": every,
+            "tz": tz,
+            "args": args,
+            "kwargs": kwargs,
+            "name": name,
+            "queue": queue,
+            "priority": priority,
+            "misfire": misfire,
+            "misfire_grace": misfire_grace,
+            "start": start,
+        }
+        if task is not None:
+            return self.schedules.declare(self.schedules.build(task, "code", **options))
+        # Checked now, so a bad decorator fails at the line that has it, whatever it decorates.
+        Schedule(**{**options, "name": name or "check", "task": "check", "kwargs": kwargs or {}})
+
+        def declare(fn: Any) -> Any:
+            registered = fn if isinstance(fn, Task) else self.task(fn)
+            self.schedules.declare(self.schedules.build(registered, "code", **options))
+            return registered
+
+        return declare
 
     # -- the broker ----------------------------------------------------------------------------
 

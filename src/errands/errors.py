@@ -142,3 +142,20 @@ class Retry(Exception):
 
 class Timeout(ErrandsError):
     """Raised inside a task that ran past its time limit."""
+
+
+class ScheduleNotFound(ErrandsError, LookupError):
+    """No schedule by this name is declared in code or stored in the broker."""
+
+    def __init__(self, name: str, known: Collection[str]) -> None:
+        listed = ", ".join(sorted(known)[:10]) or "none"
+        super().__init__(f"no schedule named {name!r} (known: {listed})")
+        self.name = name
+
+
+class ScheduleExists(ErrandsError, ValueError):
+    """A schedule by this name exists already (declared in code or stored)."""
+
+    def __init__(self, name: str, where: str) -> None:
+        super().__init__(f"a schedule named {name!r} exists already ({where})")
+        self.name = name

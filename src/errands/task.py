@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar
@@ -52,6 +52,8 @@ class CallOptions:
     idempotency_key: str | None = None
     result_ttl: timedelta | None = None
     max_attempts: int | None = None
+    #: Strings carried in the envelope for the task to read (errands.current_job().headers).
+    headers: Mapping[str, str] | None = None
     #: A psycopg Connection or AsyncConnection: enqueue inside the caller's transaction.
     connection: Any = None
 
@@ -106,10 +108,12 @@ class Task(Generic[P, R]):
         idempotency_key: str | None = None,
         result_ttl: timedelta | None = None,
         max_attempts: int | None = None,
+        headers: Mapping[str, str] | None = None,
         connection: Any = None,
     ) -> Task[P, R]:
         """This task with options for the next enqueue; the task itself is unchanged.
 
+        `headers` are strings the task reads with `errands.current_job().headers`.
         `connection` (a psycopg `Connection`, or an `AsyncConnection` for `enqueue_async`) writes
         the job on that connection inside its current transaction, on a PostgreSQL broker: the
         job exists if and only if the transaction commits.
@@ -132,6 +136,7 @@ class Task(Generic[P, R]):
                     "idempotency_key": idempotency_key,
                     "result_ttl": result_ttl,
                     "max_attempts": max_attempts,
+                    "headers": headers,
                     "connection": connection,
                 }.items()
                 if v is not None
@@ -180,6 +185,7 @@ class Task(Generic[P, R]):
                 timeout_ms=to_ms(timeout) if timeout else None,
                 result_ttl_ms=to_ms(result_ttl),
                 idempotency_key=options.idempotency_key,
+                headers=dict(options.headers) if options.headers else {},
             )
         )
         return JobSpec(

@@ -48,9 +48,7 @@ def firing(record: ScheduleRecord, slots: list[datetime], **fields: object) -> F
 async def test_a_new_schedule_starts_unpaused_with_its_cursor_at_now(
     broker: Broker, clock: FakeClock
 ) -> None:
-    assert await broker.put_schedules([ScheduleEntry("daily", DEFINITION)], replace=False) == [
-        True
-    ]
+    assert await broker.put_schedules([ScheduleEntry("daily", DEFINITION)], replace=False) == [True]
     record = await one(broker, "daily")
     assert record.definition == DEFINITION
     assert (record.paused, record.cursor, record.created_at) == (False, clock.now(), clock.now())
@@ -81,9 +79,7 @@ async def test_replacing_with_the_same_definition_changes_nothing(
     await broker.put_schedules([ScheduleEntry("daily", DEFINITION)], replace=False)
     before = await one(broker, "daily")
     clock.advance(timedelta(hours=1))
-    assert await broker.put_schedules([ScheduleEntry("daily", DEFINITION)], replace=True) == [
-        False
-    ]
+    assert await broker.put_schedules([ScheduleEntry("daily", DEFINITION)], replace=True) == [False]
     assert await one(broker, "daily") == before
 
 
@@ -94,9 +90,7 @@ async def test_a_changed_definition_starts_afresh_from_now_and_keeps_its_flags(
     await broker.put_schedules([ScheduleEntry("daily", DEFINITION)], replace=False)
     await broker.pause_schedules(["daily"], paused=True)
     clock.advance(timedelta(hours=1))
-    assert await broker.put_schedules([ScheduleEntry("daily", '{"v":2}')], replace=True) == [
-        True
-    ]
+    assert await broker.put_schedules([ScheduleEntry("daily", '{"v":2}')], replace=True) == [True]
     record = await one(broker, "daily")
     assert (record.definition, record.cursor, record.paused) == ('{"v":2}', clock.now(), True)
     assert (record.created_at, record.updated_at) == (start, clock.now())

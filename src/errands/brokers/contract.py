@@ -317,9 +317,7 @@ class Broker(Protocol):
         """The stored schedules (all when None, else those of `names` that exist), by name."""
         ...
 
-    async def put_schedules(
-        self, entries: Sequence[ScheduleEntry], *, replace: bool
-    ) -> list[bool]:
+    async def put_schedules(self, entries: Sequence[ScheduleEntry], *, replace: bool) -> list[bool]:
         """Store the entries in one atomic write; True for each entry that changed something.
 
         A new name is stored unpaused with cursor = created_at = now, so its first slot is

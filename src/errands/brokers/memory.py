@@ -474,9 +474,7 @@ class MemoryBroker:
         """See Broker.schedules."""
         return self._schedules.select(names)
 
-    async def put_schedules(
-        self, entries: Sequence[ScheduleEntry], *, replace: bool
-    ) -> list[bool]:
+    async def put_schedules(self, entries: Sequence[ScheduleEntry], *, replace: bool) -> list[bool]:
         """See Broker.put_schedules."""
         return self._schedules.put(entries, replace_=replace, now=self._clock.now())
 

@@ -73,10 +73,10 @@ class ScheduleTable:
     def advance(self, firing: Firing, last_job_id: JobId | None, now: datetime) -> None:
         """Move the cursor and record the run and the skipped slots of a firing that holds."""
         record = self.records[firing.name]
-        last = {}
-        if firing.specs:
-            last = {"last_slot": firing.last_slot, "last_job_id": last_job_id, "last_fired_at": now}
         skipped = (record.skipped + firing.skipped)[-SKIPPED_KEEP:]
-        self.records[firing.name] = replace(
-            record, cursor=firing.advance_to, skipped=skipped, **last
-        )
+        record = replace(record, cursor=firing.advance_to, skipped=skipped)
+        if firing.specs:
+            record = replace(
+                record, last_slot=firing.last_slot, last_job_id=last_job_id, last_fired_at=now
+            )
+        self.records[firing.name] = record

@@ -1,6 +1,6 @@
 """Values every broker stores the same way: instants as epoch milliseconds, and failed
-attempts, progress, heartbeats and skipped slots as JSON text, so that one job reads the same from SQLite,
-Redis or a foreign client (docs/protocol.md).
+attempts, progress, heartbeats and skipped slots as JSON text, so that one job reads the same
+from SQLite, Redis or a foreign client (docs/protocol.md).
 """
 
 from __future__ import annotations

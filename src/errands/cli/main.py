@@ -13,6 +13,8 @@ from .demo import demo_command
 from .dlq import dlq_group
 from .jobs import jobs_group
 from .migrate import migrate_command
+from .scheduler import scheduler_command
+from .schedules import schedules_group
 from .worker import catch_early_signals, worker_command
 
 
@@ -29,7 +31,7 @@ from .worker import catch_early_signals, worker_command
 @click.pass_context
 def main(ctx: click.Context, app_dir: str) -> None:
     """errands: a durable task queue. TARGET is "module:app" (or ERRANDS_APP)."""
-    if ctx.invoked_subcommand == "worker":
+    if ctx.invoked_subcommand in ("worker", "scheduler"):
         # Before TARGET is imported (which can take a while): a stop during start-up drains.
         catch_early_signals()
 
@@ -39,3 +41,5 @@ main.add_command(jobs_group)
 main.add_command(dlq_group)
 main.add_command(demo_command)
 main.add_command(migrate_command)
+main.add_command(scheduler_command)
+main.add_command(schedules_group)

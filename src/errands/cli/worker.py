@@ -109,6 +109,12 @@ class QueueList(_QueuesType):
     help="Kill a child whose RSS passes MB mid-job (counted as a crash of kind memory).",
 )
 @click.option(
+    "--scheduler",
+    "with_scheduler",
+    is_flag=True,
+    help="Also run a scheduler (any number may run; each slot is enqueued once).",
+)
+@click.option(
     "--log-level",
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
     default="info",
@@ -126,6 +132,7 @@ def worker_command(
     max_memory: int | None,
     max_memory_hard: int | None,
     prefetch: int | None,
+    with_scheduler: bool,
     log_level: str,
 ) -> None:
     """Run a worker for TARGET ("module:app", or ERRANDS_APP) until SIGTERM or SIGINT.
@@ -153,6 +160,7 @@ def worker_command(
         "max_memory": max_memory * MB if max_memory is not None else None,
         "max_memory_hard": max_memory_hard * MB if max_memory_hard is not None else None,
         "prefetch": prefetch,
+        "scheduler": with_scheduler,
     }
     try:
         # Made before the loop starts, so a bad URL is one line with no failed open left.

@@ -17,6 +17,7 @@ from typing import Any
 
 from errands import codec, envelope
 from errands.brokers.contract import Claimed
+from errands.current import RunningJob, running
 from errands.errors import MalformedMessage, Timeout
 from errands.job import AttemptError, ErrorKind, FailReason
 from errands.outcome import Completed, Failed, Outcome
@@ -35,6 +36,7 @@ class Invocation:
     args: list[Any]
     kwargs: dict[str, Any]
     timeout: timedelta | None
+    job: RunningJob
 
 
 def prepare(claimed: Claimed, registry: Mapping[str, Task[..., Any]]) -> Invocation | Outcome:
@@ -64,16 +66,18 @@ def prepare(claimed: Claimed, registry: Mapping[str, Task[..., Any]]) -> Invocat
     if problem:
         detail = TypeError(f"arguments do not fit {task.name}: {problem}")
         return _dead(claimed, FailReason.BAD_ARGUMENTS, ErrorKind.EXCEPTION, detail)
-    return Invocation(task, args, kwargs, timeout or task.defaults.timeout)
+    running_job = RunningJob(job.id, job.task, job.queue, claimed.lease.attempt, env.headers)
+    return Invocation(task, args, kwargs, timeout or task.defaults.timeout, running_job)
 
 
 def attempt(claimed: Claimed, invocation: Invocation) -> Outcome:
     """Call the function here, in the calling thread (a pool thread, a process-pool child),
     and turn how it ended into an Outcome. A coroutine function gets an event loop of its own."""
     try:
-        value: Any = invocation.task.fn(*invocation.args, **invocation.kwargs)
-        if inspect.iscoroutine(value):
-            value = asyncio.run(value)
+        with running(invocation.job):
+            value: Any = invocation.task.fn(*invocation.args, **invocation.kwargs)
+            if inspect.iscoroutine(value):
+                value = asyncio.run(value)
     except (Exception, SystemExit) as error:  # sys.exit() in a task ends the job, not the worker
         return raised(claimed, invocation, error)
     return completed(claimed, value)
@@ -81,6 +85,11 @@ def attempt(claimed: Claimed, invocation: Invocation) -> Outcome:
 
 async def attempt_async(claimed: Claimed, invocation: Invocation) -> Outcome:
     """Await a coroutine function on the running loop, cancelled at its time limit."""
+    with running(invocation.job):
+        return await _attempt_here(claimed, invocation)
+
+
+async def _attempt_here(claimed: Claimed, invocation: Invocation) -> Outcome:
     if invocation.timeout is None:  # the common case, without a timeout scope's cost
         try:
             value: Any = invocation.task.fn(*invocation.args, **invocation.kwargs)

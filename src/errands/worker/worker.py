@@ -21,6 +21,7 @@ from errands.brokers.contract import Broker, Claimed, ClaimOptions, WorkerInfo
 from errands.job import JobId
 from errands.outcome import Cancelled, Outcome, Released
 from errands.policy import after_crash
+from errands.scheduling.scheduler import Scheduler
 from errands.task import PoolName
 from errands.worker.completer import Completer
 from errands.worker.execution import Invocation, error_of, prepare, raised
@@ -64,6 +65,7 @@ class Worker:
         prefetch: int | None = None,
         worker_id: str | None = None,
         middleware: Sequence[Middleware] | None = None,
+        scheduler: bool = False,
     ) -> None:
         self.app, self.settings = app, app.settings
         self._hooks = Hooks(app.middleware if middleware is None else middleware)
@@ -95,6 +97,8 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._claim_failures = 0
         self._liveness = LivenessLock(self.id)
+        #: A scheduler running beside the claim loop (`errands worker --scheduler`).
+        self.scheduler = Scheduler(app) if scheduler else None
 
     def _pool_names(self) -> set[str]:
         """The pools this worker's jobs run in."""
@@ -184,6 +188,8 @@ class Worker:
             loop.create_task(self._keep_leases()),
             loop.create_task(maintenance.run(self._stopping)),
         ]
+        if self.scheduler is not None:
+            helpers.append(loop.create_task(self.scheduler.run()))
         log.info(
             "worker %s started: queues=%s concurrency=%d pools=%s broker=%s",
             self.id,
@@ -366,6 +372,8 @@ class Worker:
 
     async def _shutdown(self, helpers: list[asyncio.Task[None]]) -> None:
         self._stopping.set()
+        if self.scheduler is not None:
+            self.scheduler.stop()
         for job_id in self.prefetch.waiting:  # not started: released now, not after the grace
             self._why_stopped[job_id] = "shutdown"
             self._running[job_id].cancel()

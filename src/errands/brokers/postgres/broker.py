@@ -1,8 +1,8 @@
 """PostgresBroker: the Broker contract on PostgreSQL, one statement per verb.
 
-Every verb is one transaction, and all but an enqueue with idempotency keys are one statement
-(queries.sql), so each is atomic and one round trip whatever the batch size: batches travel as
-arrays. Claims take rows with FOR UPDATE SKIP LOCKED, so any number of workers on any number of
+Every verb is one transaction, and all but an enqueue with idempotency keys and a schedule's
+firing are one statement (queries.sql), so each is atomic and one round trip whatever the batch
+size: batches travel as arrays. Claims take rows with FOR UPDATE SKIP LOCKED, so any number of workers on any number of
 hosts claim side by side without waiting for each other. Time is the server's own (`now()`), so
 every host judges leases and due times by one clock; a test's injected clock is passed in
 instead. Writes notify waiters (LISTEN/NOTIFY) in their own transaction.
@@ -11,9 +11,9 @@ instead. Writes notify waiters (LISTEN/NOTIFY) in their own transaction.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import psycopg
 
@@ -25,13 +25,16 @@ from errands.brokers.contract import (
     Counts,
     Enqueued,
     Extended,
+    Firing,
     JobQuery,
     Page,
+    ScheduleEntry,
+    ScheduleRecord,
     WorkerInfo,
 )
-from errands.brokers.postgres import rows, transactional
+from errands.brokers.postgres import rows, schedules, transactional
 from errands.brokers.postgres.database import Database
-from errands.brokers.postgres.notices import APPLICATION_NAME, Notices
+from errands.brokers.postgres.notices import Notices
 from errands.brokers.postgres.pool import Connection
 from errands.brokers.postgres.sql import Q
 from errands.brokers.postgres.url import parse_url
@@ -51,6 +54,7 @@ SERVER_NOW: Final = "now"
 ENQUEUE_ROUNDS: Final = 5
 
 Key = tuple[str, str]  # (task, idempotency key)
+T = TypeVar("T")
 
 
 class PostgresBroker:
@@ -118,9 +122,7 @@ class PostgresBroker:
                 return
             await self.migrate()
             await self._db.open()
-            self._notices = Notices(
-                self._listen_connection, self._url.ready_channel, self._url.done_channel
-            )
+            self._notices = Notices.of(self._url)
 
     async def close(self) -> None:
         """Stop listening, wake every waiter and close the pool; idempotent. Nothing stored is
@@ -135,24 +137,23 @@ class PostgresBroker:
         schema; safe to race between processes."""
         await self._db.migrate()
 
-    async def _listen_connection(self) -> psycopg.AsyncConnection[Any]:
-        # Always named so, whatever the URL says: operators and tests find it by this name.
-        kwargs: dict[str, Any] = {**self._url.listen_defaults, "application_name": APPLICATION_NAME}
-        return await psycopg.AsyncConnection.connect(self._url.conninfo, autocommit=True, **kwargs)
-
     # -- running statements --------------------------------------------------------------------
+
+    async def _run(self, work: Callable[[Connection], Awaitable[T]]) -> T:
+        """`work(connection)` on a pooled connection, opening the broker first if needed."""
+        if not self._db.opened:
+            await self.open()
+        return await self._db.run(work)
 
     async def _fetch(self, name: str, params: Mapping[str, Any]) -> tuple[list[Any], list[str]]:
         """Rows and column names of query `name`, in one autocommit transaction."""
-        if not self._db.opened:
-            await self.open()
 
         async def work(connection: Connection) -> tuple[list[Any], list[str]]:
             cursor = await connection.execute(Q[name], params)
             names = [column.name for column in cursor.description or ()]
             return await cursor.fetchall(), names
 
-        return await self._db.run(work)
+        return await self._run(work)
 
     async def _one(self, name: str, params: Mapping[str, Any]) -> Any:
         found, _ = await self._fetch(name, params)
@@ -170,16 +171,14 @@ class PostgresBroker:
         idempotency keys); see Broker.enqueue_many."""
         if not specs:
             return []
-        if not self._db.opened:
-            await self.open()
         if all(spec.idempotency_key is None for spec in specs):
-            return await self._db.run(lambda connection: self._enqueue(connection, specs))
+            return await self._run(lambda connection: self._enqueue(connection, specs))
 
         async def keyed(connection: Connection) -> list[Enqueued]:
             async with connection.transaction():
                 return await self._enqueue_keyed(connection, specs)
 
-        return await self._db.run(keyed)
+        return await self._run(keyed)
 
     async def _enqueue_keyed(self, connection: Any, specs: Sequence[JobSpec]) -> list[Enqueued]:
         """Release the expired keys the specs name, then insert (inside a transaction)."""
@@ -296,7 +295,7 @@ class PostgresBroker:
                 "ready": self._url.ready_channel,
             },
         )
-        return _claimed([row for row in found if row[0] is not None], names)
+        return rows.claimed_from_rows([row for row in found if row[0] is not None], names)
 
     async def extend(
         self,
@@ -311,14 +310,7 @@ class PostgresBroker:
         params = rows.extend_params(leases, progress, heartbeat)
         params.update(lease=lease, now=self._now())
         found, _ = await self._fetch("extend", params)
-        held = {(job_id, token): expires_at for job_id, token, _, expires_at in found}
-        cancels = {job_id for job_id, _, cancel_requested, _ in found if cancel_requested}
-        kept = [
-            one.extended_to(held[one.job_id, one.token])
-            for one in leases
-            if (one.job_id, one.token) in held
-        ]
-        return Extended(kept, [one.job_id for one in kept if one.job_id in cancels])
+        return rows.extended_from_rows(found, leases)
 
     async def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
         """Apply every outcome whose lease holds, in one statement; see Broker.finish.
@@ -386,7 +378,7 @@ class PostgresBroker:
                 "leader": self._url.lock_key("reclaim"),
             },
         )
-        return _claimed(found, names)
+        return rows.claimed_from_rows(found, names)
 
     async def promote(self, *, limit: int) -> int:
         """Due scheduled and retryable jobs become available; see Broker.promote. Only the
@@ -449,17 +441,7 @@ class PostgresBroker:
         is listed, even if empty."""
         wanted = None if queues is None else list(queues)
         found, _ = await self._fetch("counts", {"queues": wanted})
-        by_queue: dict[str, dict[JobState, int]] = {name: {} for name in wanted or ()}
-        paused: set[str] = set()
-        for queue, state, n, is_paused in found:
-            if state is None:  # a known queue
-                if is_paused:
-                    paused.add(queue)
-                if wanted is None:
-                    by_queue.setdefault(queue, {})
-            else:
-                by_queue.setdefault(queue, {})[JobState(state)] = int(n)
-        return Counts(by_queue, frozenset(paused))
+        return rows.counts_from_rows(found, wanted)
 
     async def workers(self) -> list[WorkerInfo]:
         """Workers whose last heartbeat is within the last minute."""
@@ -516,19 +498,39 @@ class PostgresBroker:
 
     async def _fetch_none(self, name: str, params: Mapping[str, Any]) -> None:
         """Run query `name`, which returns no rows."""
-        if not self._db.opened:
-            await self.open()
 
         async def work(connection: Connection) -> None:
             await connection.execute(Q[name], params)
 
-        await self._db.run(work)
+        await self._run(work)
 
+    # -- schedules (schedules.py) --------------------------------------------------------------
 
-def _claimed(found: Sequence[Any], names: Sequence[str]) -> list[Claimed]:
-    jobs = rows.jobs_from_rows(found, names)
-    leases = rows.leases_from_rows(found, names, jobs)
-    return [Claimed(job, lease) for job, lease in zip(jobs, leases, strict=True)]
+    async def schedules(self, names: Sequence[str] | None = None) -> list[ScheduleRecord]:
+        """The stored schedules, by name; see Broker.schedules."""
+        return await self._run(lambda c: schedules.select(c, names))
+
+    async def put_schedules(self, entries: Sequence[ScheduleEntry], *, replace: bool) -> list[bool]:
+        """Store schedules in one statement; see Broker.put_schedules."""
+        now = self._now()
+        return await self._run(lambda c: schedules.put(c, entries, replace=replace, now=now))
+
+    async def remove_schedules(self, names: Sequence[str]) -> int:
+        """Delete schedules, not their jobs; see Broker.remove_schedules."""
+        return await self._run(lambda c: schedules.remove(c, names))
+
+    async def pause_schedules(self, names: Sequence[str], *, paused: bool) -> int:
+        """Pause or resume schedules; see Broker.pause_schedules."""
+        now = self._now()
+        return await self._run(lambda c: schedules.pause(c, names, paused=paused, now=now))
+
+    async def fire(self, firing: Firing) -> bool:
+        """Apply a firing that still holds its schedule's cursor, its jobs enqueued as
+        enqueue_many stores them, in one transaction; see Broker.fire."""
+        now = self._now()
+        return await self._run(
+            lambda c: schedules.fire(c, firing, now=now, enqueue=self._enqueue_keyed)
+        )
 
 
 def _first_of_each(specs: Sequence[JobSpec], pending: Sequence[int]) -> tuple[list[int], list[int]]:

@@ -2,7 +2,8 @@
 turned into BrokerErrors.
 
 Connections are autocommit, so a verb of one statement is one transaction and one round trip;
-the one verb of several statements opens a transaction itself. What the statements do is left
+the verbs of several statements (a keyed enqueue, a schedule's firing) open a transaction
+themselves. What the statements do is left
 to broker.py and queries.sql.
 """
 

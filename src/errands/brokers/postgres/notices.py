@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
@@ -17,6 +18,7 @@ from typing import Any, Final
 import psycopg
 from psycopg import pq, sql
 
+from errands.brokers.postgres.url import PostgresURL
 from errands.brokers.waiters import EVERYONE, Waiters
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,11 @@ class Notices(Waiters):
         self._task: asyncio.Task[None] | None = None
         self._connection: psycopg.AsyncConnection[Any] | None = None
         self.reconnects = 0  # times the listener came back after losing its connection
+
+    @classmethod
+    def of(cls, url: PostgresURL) -> Notices:
+        """The notices of `url`'s schema, heard on a connection of their own (not pooled)."""
+        return cls(functools.partial(_listen_connection, url), url.ready_channel, url.done_channel)
 
     @property
     def listening(self) -> bool:
@@ -133,3 +140,9 @@ class Notices(Waiters):
             self.deliver_ready(payload.split("\n") if payload else [EVERYONE])
         elif channel == self._done_channel:
             self.deliver_done(payload.split(" ") if payload else [EVERYONE])
+
+
+async def _listen_connection(url: PostgresURL) -> psycopg.AsyncConnection[Any]:
+    # Always named so, whatever the URL says: operators and tests find it by this name.
+    kwargs: dict[str, Any] = {**url.listen_defaults, "application_name": APPLICATION_NAME}
+    return await psycopg.AsyncConnection.connect(url.conninfo, autocommit=True, **kwargs)

@@ -1,5 +1,6 @@
 -- Every statement the PostgreSQL broker runs, each verb one statement (enqueue with idempotency
--- keys: a short transaction of two or three). Parameters are psycopg's named ones; a batch
+-- keys: a short transaction of two or three; a schedule's firing: its fence, its enqueue and
+-- its last run, in one transaction). Parameters are psycopg's named ones; a batch
 -- travels as arrays read with unnest, so no statement is built at run time and a batch of any
 -- size is one statement. Names are unqualified: each connection's search_path is the URL's
 -- schema.
@@ -414,3 +415,79 @@ WITH resumed AS (
     UPDATE queues SET paused = false WHERE name = ANY(%(queues)s::text[]) RETURNING name
 )
 SELECT notice(%(ready)s, string_agg(name, E'\n')) AS noticed FROM resumed;
+
+-- name: schedules_select
+-- A NULL :names lists every schedule.
+SELECT
+    name, definition, paused, cursor, created_at, updated_at, last_slot, last_job_id,
+    last_fired_at, skipped::text AS skipped
+FROM schedules
+WHERE %(names)s::text[] IS NULL OR name = ANY(%(names)s::text[])
+ORDER BY name;
+
+-- name: schedules_put
+-- One row per name, settled by schedules.py: the definition the batch leaves it with, and
+-- :varying, the names the batch itself redefines (one given twice with two definitions). A new
+-- name is stored with cursor = created_at = now; an existing one is rewritten only with
+-- :replace and a change, and keeps its flags, last run and skipped records. The insert decides
+-- against racing writers (the primary key). Returns, per name, its definition before the
+-- statement (NULL: new; the main query sees no write of its CTEs) and whether it was written.
+WITH entry AS (
+    SELECT * FROM unnest(%(names)s::text[], %(definitions)s::text[]) AS e (name, definition)
+),
+written AS (
+    INSERT INTO schedules AS s (name, definition, cursor, created_at, updated_at)
+    SELECT name, definition, %(now)s::timestamptz, %(now)s::timestamptz, %(now)s::timestamptz
+    FROM entry
+    ORDER BY name
+    ON CONFLICT (name) DO UPDATE SET
+        definition = excluded.definition, cursor = excluded.cursor,
+        updated_at = excluded.updated_at
+    WHERE %(replace)s
+      AND (s.definition <> excluded.definition OR s.name = ANY(%(varying)s::text[]))
+    RETURNING s.name
+)
+SELECT entry.name, before.definition AS before, written.name IS NOT NULL AS written
+FROM entry
+LEFT JOIN schedules AS before ON before.name = entry.name
+LEFT JOIN written ON written.name = entry.name;
+
+-- name: schedules_remove
+WITH removed AS (DELETE FROM schedules WHERE name = ANY(%(names)s::text[]) RETURNING name)
+SELECT count(*) AS removed FROM removed;
+
+-- name: schedules_pause
+-- Resuming moves the cursor to now: the slots that passed while paused were refused, not
+-- missed.
+WITH changed AS (
+    UPDATE schedules SET
+        paused = %(paused)s,
+        cursor = CASE WHEN %(paused)s THEN cursor ELSE %(now)s::timestamptz END,
+        updated_at = %(now)s::timestamptz
+    WHERE name = ANY(%(names)s::text[]) AND paused <> %(paused)s
+    RETURNING name
+)
+SELECT count(*) AS changed FROM changed;
+
+-- name: schedule_fire
+-- The fence of exactly-once, first statement of a firing's transaction: the row moves only if
+-- the schedule runs and still has the cursor the firing read. A firing racing another waits
+-- for the row lock, then re-reads the row (READ COMMITTED), finds the cursor moved and matches
+-- nothing. The skipped records are appended, keeping the newest :keep.
+UPDATE schedules AS s SET
+    cursor = %(advance_to)s,
+    skipped = (
+        SELECT coalesce(jsonb_agg(r.item ORDER BY r.n), '[]')
+        FROM jsonb_array_elements(s.skipped || to_jsonb(%(skipped)s::jsonb[]))
+            WITH ORDINALITY AS r (item, n)
+        WHERE r.n > jsonb_array_length(s.skipped) + cardinality(%(skipped)s::jsonb[]) - %(keep)s
+    )
+WHERE s.name = %(name)s AND s.cursor = %(cursor)s AND NOT s.paused
+RETURNING s.name;
+
+-- name: schedule_ran
+-- After a firing's jobs are stored, in its transaction: its last run.
+UPDATE schedules SET
+    last_slot = %(last_slot)s, last_job_id = %(last_job_id)s,
+    last_fired_at = %(now)s::timestamptz
+WHERE name = %(name)s;

@@ -1,5 +1,5 @@
-"""Rows and values: Job, Lease and WorkerInfo from PostgreSQL rows, and the array parameters
-of the batch statements.
+"""Rows and values: jobs, leases, counts and heartbeats from PostgreSQL rows, and the array
+parameters of the batch statements.
 
 The only place where a row becomes a value or a batch becomes parameters; the encodings shared
 with the other brokers (errors, progress) live in brokers/values.py, the SQL in queries.sql.
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from errands.brokers.contract import WorkerInfo
+from errands.brokers.contract import Claimed, Counts, Extended, WorkerInfo
 from errands.brokers.values import error_json, errors_from_json, progress_from_json, progress_json
 from errands.job import (
     CancelReason,
@@ -89,6 +89,42 @@ def leases_from_rows(rows: Sequence[Row], names: Sequence[str], jobs: Sequence[J
         Lease(job.id, job.attempt, row[token], _instant(job.lease_expires_at))
         for row, job in zip(rows, jobs, strict=True)
     ]
+
+
+def claimed_from_rows(rows: Sequence[Row], names: Sequence[str]) -> list[Claimed]:
+    """The jobs a claim or reclaim just leased, each with its lease."""
+    jobs = jobs_from_rows(rows, names)
+    leases = leases_from_rows(rows, names, jobs)
+    return [Claimed(job, lease) for job, lease in zip(jobs, leases, strict=True)]
+
+
+def extended_from_rows(rows: Sequence[Row], leases: Sequence[Lease]) -> Extended:
+    """The leases (of those asked) whose token held, pushed back to the expiry extend
+    wrote, and which of them have a cancel pending."""
+    held = {(job_id, token): expires_at for job_id, token, _, expires_at in rows}
+    cancels = {job_id for job_id, _, cancel_requested, _ in rows if cancel_requested}
+    kept = [
+        one.extended_to(held[one.job_id, one.token])
+        for one in leases
+        if (one.job_id, one.token) in held
+    ]
+    return Extended(kept, [one.job_id for one in kept if one.job_id in cancels])
+
+
+def counts_from_rows(rows: Sequence[Row], wanted: Sequence[str] | None) -> Counts:
+    """Rows of the counts statement as Counts: every queue of `wanted` (every known queue
+    when None) is listed, even if empty."""
+    by_queue: dict[str, dict[JobState, int]] = {name: {} for name in wanted or ()}
+    paused: set[str] = set()
+    for queue, state, n, is_paused in rows:
+        if state is None:  # a known queue
+            if is_paused:
+                paused.add(queue)
+            if wanted is None:
+                by_queue.setdefault(queue, {})
+        else:
+            by_queue.setdefault(queue, {})[JobState(state)] = int(n)
+    return Counts(by_queue, frozenset(paused))
 
 
 def _instant(value: datetime | None) -> datetime:

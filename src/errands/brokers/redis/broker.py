@@ -39,14 +39,18 @@ from errands.brokers.contract import (
     Counts,
     Enqueued,
     Extended,
+    Firing,
     JobQuery,
     Page,
+    ScheduleEntry,
+    ScheduleRecord,
     WorkerInfo,
 )
 from errands.brokers.redis import records
 from errands.brokers.redis.durability import check_durability
 from errands.brokers.redis.keys import Keys
 from errands.brokers.redis.notices import Notices
+from errands.brokers.redis.schedules import fire_args, put_args, schedule_records
 from errands.brokers.redis.scripts import Scripts
 from errands.brokers.redis.url import parse_url
 from errands.brokers.values import at_ms, heartbeat_from_json, heartbeat_json, ms_at, progress_json
@@ -401,6 +405,40 @@ class RedisBroker:
     async def resume(self, queues: Sequence[str]) -> None:
         """Claims take these queues again."""
         await self._run("pause", 0, *queues)
+
+    # -- schedules (schedules.py encodes and decodes; the scripts store and fence) -------------
+
+    async def schedules(self, names: Sequence[str] | None = None) -> list[ScheduleRecord]:
+        """The stored schedules (all when None), by name; see Broker.schedules."""
+        if names is None:
+            return schedule_records(await self._run("schedules", 1))
+        if not names:
+            return []
+        reply = await self._run("schedules", 0, *sorted(set(names)))
+        return schedule_records(reply)
+
+    async def put_schedules(self, entries: Sequence[ScheduleEntry], *, replace: bool) -> list[bool]:
+        """Store new and, with `replace`, changed schedules in one script call; see
+        Broker.put_schedules."""
+        if not entries:
+            return []
+        reply = await self._run("put_schedules", *put_args(entries, replace=replace))
+        return [bool(written) for written in reply]
+
+    async def remove_schedules(self, names: Sequence[str]) -> int:
+        """Delete these schedules (not their jobs); returns how many existed."""
+        return int(await self._run("remove_schedules", *names)) if names else 0
+
+    async def pause_schedules(self, names: Sequence[str], *, paused: bool) -> int:
+        """Pause or resume these schedules; see Broker.pause_schedules."""
+        if not names:
+            return 0
+        return int(await self._run("pause_schedules", 1 if paused else 0, *names))
+
+    async def fire(self, firing: Firing) -> bool:
+        """Enqueue a firing's jobs and move its schedule's cursor in one script call, if the
+        cursor still holds; see Broker.fire."""
+        return bool(await self._run("fire", *fire_args(firing)))
 
 
 def _closed_transport(error: RuntimeError) -> bool:

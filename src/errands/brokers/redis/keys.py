@@ -23,6 +23,8 @@ Layout (P is the tagged prefix):
 | P:idempotency          | hash   | `task NUL key` -> the id of the job that owns the key    |
 | P:queues, P:paused     | set    | every queue seen; the paused ones                        |
 | P:workers, P:seen      | hash, zset | heartbeats (JSON) by worker id; last seen (ms)       |
+| P:schedule:<name>      | hash   | one schedule (SCHEDULE_FIELDS below)                     |
+| P:schedules            | zset   | every schedule's name, all scored 0 (so by name)         |
 | P:notify:ready/done    | channel | published after writes that may wake workers / waiters |
 """
 
@@ -58,6 +60,20 @@ FIELDS: Final = (
     "errors",
 )
 
+#: Schedule hash fields in the order the schedules script returns them (after the name).
+#: Instants are ms, `paused` is 1 or 0, `skipped` a JSON array of values.skipped_json objects.
+SCHEDULE_FIELDS: Final = (
+    "definition",
+    "paused",
+    "cursor",
+    "created_at",
+    "updated_at",
+    "last_slot",
+    "last_job_id",
+    "last_fired_at",
+    "skipped",
+)
+
 #: Keys that exist once per app: Lua name -> suffix after the prefix.
 SINGLE: Final = {
     "meta": "meta",
@@ -70,6 +86,7 @@ SINGLE: Final = {
     "paused": "paused",
     "workers": "workers",
     "seen": "seen",
+    "schedules": "schedules",
     "ready_channel": "notify:ready",
     "done_channel": "notify:done",
 }
@@ -82,6 +99,7 @@ PER_NAME: Final = {
     "queue_ids": "queue-ids",
     "counts": "counts",
     "claim": "claim",
+    "schedule": "schedule",
 }
 
 
@@ -118,11 +136,13 @@ class Keys:
 
 def lua_prelude() -> str:
     """Lua definitions of every name above, for the prelude of each script: `K_due` for a
-    single key and `K_job(id)` for a per-name one, both built on `P` (ARGV[1]), and FIELDS."""
+    single key and `K_job(id)` for a per-name one, both built on `P` (ARGV[1]), FIELDS and
+    SCHEDULE_FIELDS."""
     lines = [f"local K_{name} = P .. ':{suffix}'" for name, suffix in SINGLE.items()]
     lines += [
         f"local function K_{name}(x) return P .. ':{suffix}:' .. x end"
         for name, suffix in PER_NAME.items()
     ]
-    lines.append("local FIELDS = {" + ", ".join(f"'{field}'" for field in FIELDS) + "}")
+    for name, fields in (("FIELDS", FIELDS), ("SCHEDULE_FIELDS", SCHEDULE_FIELDS)):
+        lines.append(f"local {name} = {{" + ", ".join(f"'{field}'" for field in fields) + "}")
     return "\n".join(lines) + "\n"

@@ -35,10 +35,15 @@ NAMES: Final = (
     "pause",
     "readiness",
     "migrate",
+    "schedules",
+    "put_schedules",
+    "remove_schedules",
+    "pause_schedules",
+    "fire",
 )
 
 #: Scripts that only read.
-READ_ONLY: Final = frozenset({"get", "list", "counts", "workers", "readiness"})
+READ_ONLY: Final = frozenset({"get", "list", "counts", "workers", "readiness", "schedules"})
 
 Arg = str | bytes | int | float
 

@@ -1,7 +1,8 @@
 """SQLiteBroker: the Broker contract on one SQLite file, the default broker of errands.
 
 It ties the pieces together: Database (threads, transactions, errors), the transaction bodies
-in writes.py, leases.py, maintenance.py and reads.py, and Wakeup for notices between processes.
+in writes.py, leases.py, maintenance.py, schedules.py and reads.py, and Wakeup for notices
+between processes.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ from errands.brokers.contract import (
     Counts,
     Enqueued,
     Extended,
+    Firing,
     JobQuery,
     Page,
+    ScheduleEntry,
+    ScheduleRecord,
     WorkerInfo,
 )
-from errands.brokers.sqlite import leases, maintenance, reads, writes
+from errands.brokers.sqlite import leases, maintenance, reads, schedules, writes
 from errands.brokers.sqlite.database import Database
 from errands.brokers.sqlite.grouping import GroupCommit
 from errands.brokers.sqlite.rows import jobs_from_rows, lease_from_row
@@ -301,6 +305,34 @@ class SQLiteBroker:
         """Claims take these queues again."""
         await self._db.write(writes.resume, queues)
         self._wakeup.notify(READY)
+
+    # -- schedules -----------------------------------------------------------------------------
+
+    async def schedules(self, names: Sequence[str] | None = None) -> list[ScheduleRecord]:
+        """The stored schedules (all when None), by name; see Broker.schedules."""
+        return await self._db.read(schedules.select, names)
+
+    async def put_schedules(self, entries: Sequence[ScheduleEntry], *, replace: bool) -> list[bool]:
+        """Store the entries in one transaction; see Broker.put_schedules."""
+        return await self._db.write(schedules.put, entries, replace, self._now_ms())
+
+    async def remove_schedules(self, names: Sequence[str]) -> int:
+        """Delete these schedules, not their jobs; see Broker.remove_schedules."""
+        return await self._db.write(schedules.remove, names)
+
+    async def pause_schedules(self, names: Sequence[str], *, paused: bool) -> int:
+        """Set the paused flag; see Broker.pause_schedules."""
+        return await self._db.write(schedules.pause, names, paused, self._now_ms())
+
+    async def fire(self, firing: Firing) -> bool:
+        """Enqueue a firing's jobs and move its schedule's cursor in one transaction, if the
+        cursor still holds; see Broker.fire."""
+        enqueued = await self._db.write(schedules.fire, firing, self._now_ms())
+        if enqueued is None:
+            return False
+        if not all(item.duplicate for item in enqueued):
+            self._wakeup.notify(READY)
+        return True
 
     @property
     def location(self) -> str:

@@ -281,3 +281,45 @@ SELECT
     (SELECT min(scheduled_at) FROM jobs
      WHERE state IN ('scheduled', 'retryable') AND queue IN (SELECT name FROM wanted))
         AS next_due_at;
+
+-- name: schedules_select
+-- A NULL :names selects every schedule.
+SELECT
+    name, definition, paused, cursor, created_at, updated_at, last_slot, last_job_id,
+    last_fired_at, skipped
+FROM schedules
+WHERE :names IS NULL OR name IN (SELECT value FROM json_each(:names))
+ORDER BY name;
+
+-- name: schedule_put
+-- A new name starts from now; an existing one changes only when :replace is set and its
+-- definition differs, and then starts afresh from now, keeping its flag, last run and skips.
+-- The row count tells the caller whether anything changed.
+INSERT INTO schedules (name, definition, cursor, created_at, updated_at)
+VALUES (:name, :definition, :now, :now, :now)
+ON CONFLICT (name) DO UPDATE SET
+    definition = excluded.definition, cursor = excluded.cursor, updated_at = excluded.updated_at
+WHERE :replace AND definition <> excluded.definition;
+
+-- name: schedules_remove
+DELETE FROM schedules WHERE name IN (SELECT value FROM json_each(:names));
+
+-- name: schedules_pause
+-- Resuming moves the cursor to now: slots that passed while paused were refused, not missed.
+UPDATE schedules SET
+    paused = :paused, cursor = CASE WHEN :paused THEN cursor ELSE :now END, updated_at = :now
+WHERE name IN (SELECT value FROM json_each(:names)) AND paused <> :paused;
+
+-- name: schedule_holding
+-- The fence of Broker.fire: the schedule runs and still has the cursor the firing read.
+SELECT skipped FROM schedules WHERE name = :name AND paused = 0 AND cursor = :cursor;
+
+-- name: schedule_advance
+-- :ran is set when the firing enqueued jobs: only then is it the schedule's last run.
+UPDATE schedules SET
+    cursor = :advance_to,
+    last_slot = CASE WHEN :ran THEN :last_slot ELSE last_slot END,
+    last_job_id = CASE WHEN :ran THEN :last_job_id ELSE last_job_id END,
+    last_fired_at = CASE WHEN :ran THEN :now ELSE last_fired_at END,
+    skipped = :skipped
+WHERE name = :name AND paused = 0 AND cursor = :cursor;

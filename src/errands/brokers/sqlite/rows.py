@@ -1,4 +1,5 @@
-"""Rows and values: Job, Lease and WorkerInfo to and from SQLite rows, instants as epoch ms.
+"""Rows and values: Job, Lease, WorkerInfo and ScheduleRecord to and from SQLite rows,
+instants as epoch ms.
 
 The only place where a SQLite row becomes a value; the encodings shared with the other brokers
 live in brokers/values.py, the SQL in queries.sql.
@@ -14,13 +15,14 @@ from typing import Final
 
 import msgspec
 
-from errands.brokers.contract import WorkerInfo
+from errands.brokers.contract import ScheduleRecord, WorkerInfo
 from errands.brokers.values import (
     at_ms,
     at_or_none,
     errors_from_json,
     ms_at,
     progress_from_json,
+    skipped_from_json,
 )
 from errands.clock import from_ms, to_ms
 from errands.job import (
@@ -149,4 +151,20 @@ def worker_from_row(row: Row) -> WorkerInfo:
         started_at=at_ms(row["started_at"]),
         running=row["running"],
         seen_at=at_ms(row["seen_at"]),
+    )
+
+
+def schedule_from_row(row: Row) -> ScheduleRecord:
+    """A schedule as stored by the schedule_* statements."""
+    return ScheduleRecord(
+        name=row["name"],
+        definition=row["definition"],
+        paused=bool(row["paused"]),
+        cursor=at_ms(row["cursor"]),
+        created_at=at_ms(row["created_at"]),
+        updated_at=at_ms(row["updated_at"]),
+        last_slot=at_or_none(row["last_slot"]),
+        last_job_id=row["last_job_id"],
+        last_fired_at=at_or_none(row["last_fired_at"]),
+        skipped=skipped_from_json(row["skipped"]),
     )

@@ -188,3 +188,65 @@ local function delete(id, job)
     end
   end
 end
+
+-- The job owning `field` of the idempotency hash, unless it is gone or its result expired.
+local function key_owner(field)
+  local owner = redis.call('HGET', K_idempotency, field)
+  if not owner then return nil end
+  local v = redis.call('HMGET', K_job(owner), 'state', 'result_expires_at')
+  if not v[1] then return nil end
+  if TERMINAL[v[1]] and v[2] and tonumber(v[2]) <= NOW then return nil end
+  return owner
+end
+
+-- Store the job specs of ARGV[first..], ten values each as enqueue.lua lists them, in order:
+-- the one insert of enqueue and fire, so a schedule's jobs obey the same idempotency rules.
+-- Returns two values per spec: the id it is stored under and 1 when it was a duplicate, else 0.
+-- The caller flushes the counts and publishes the woken queues.
+local function insert_specs(first)
+  local out, queues = {}, {}
+  for i = first, #ARGV, 10 do
+    local id, task, queue, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+    local priority, due = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
+    local key = ARGV[i + 9]
+    local field = key ~= '' and (task .. '\0' .. key) or nil
+    local owner = nil
+    if redis.call('EXISTS', K_job(id)) == 1 then
+      owner = id  -- a resend: never reset the stored job
+    elseif field then
+      owner = key_owner(field)
+    end
+    if owner then
+      out[#out + 1] = owner
+      out[#out + 1] = 1
+    else
+      local later = due ~= nil and due > NOW
+      local state = later and 'scheduled' or 'available'
+      local at = later and due or NOW  -- a past ETA is stored as now: arrival order
+      local fields = {
+        'task', task, 'queue', queue, 'state', state, 'payload', payload,
+        'max_attempts', ARGV[i + 6], 'max_crashes', ARGV[i + 7], 'enqueued_at', NOW,
+        'scheduled_at', at, 'result_ttl', ARGV[i + 8],
+      }
+      if priority ~= 0 then
+        fields[#fields + 1] = 'priority'
+        fields[#fields + 1] = priority
+      end
+      if field then
+        fields[#fields + 1] = 'idempotency_key'
+        fields[#fields + 1] = key
+        redis.call('HSET', K_idempotency, field, id)
+      end
+      redis.call('HSET', K_job(id), unpack(fields))
+      index(id, {queue = queue, priority = priority}, state, at)
+      redis.call('ZADD', K_queue_ids(queue), 0, id)
+      queues[queue] = true
+      wake(queue)  -- a scheduled job too: a waiter may sleep past its due time
+      count(queue, state, 1)
+      out[#out + 1] = id
+      out[#out + 1] = 0
+    end
+  end
+  for queue in pairs(queues) do redis.call('SADD', K_queues, queue) end
+  return out
+end
