@@ -375,7 +375,8 @@ class App:
 
     def close(self) -> None:
         """Close the broker and stop the portal thread."""
-        if self._opened is not None and self._opened_pid == os.getpid():
+        # An adopted loop that has ended (a test's) has nothing left to close on.
+        if self._opened is not None and self._opened_pid == os.getpid() and self.portal.started:
             loop = self.portal.loop
             if loop.is_running() and not self.portal.owns_running_loop():
                 # Closing at exit must not raise.
