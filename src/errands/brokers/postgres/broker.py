@@ -2,10 +2,10 @@
 
 Every verb is one transaction, and all but an enqueue with idempotency keys and a schedule's
 firing are one statement (queries.sql), so each is atomic and one round trip whatever the batch
-size: batches travel as arrays. Claims take rows with FOR UPDATE SKIP LOCKED, so any number of workers on any number of
-hosts claim side by side without waiting for each other. Time is the server's own (`now()`), so
-every host judges leases and due times by one clock; a test's injected clock is passed in
-instead. Writes notify waiters (LISTEN/NOTIFY) in their own transaction.
+size: batches travel as arrays. Claims take rows with FOR UPDATE SKIP LOCKED, so any number of
+workers on any number of hosts claim side by side without waiting for each other. Time is the
+server's own (`now()`), so every host judges leases and due times by one clock; a test's
+injected clock is passed in instead. Writes notify waiters (LISTEN/NOTIFY) in their own transaction.
 """
 
 from __future__ import annotations
