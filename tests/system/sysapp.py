@@ -134,3 +134,8 @@ chaos_sleeper = app.get_task("chaos_sleep")
 chaos_async_sleeper = app.get_task("chaos_async_sleep")
 chaos_spinner = app.get_task("chaos_spin")
 chaos_clock_offsetter = app.get_task("chaos_clock_offset")
+
+
+@app.task(name="noop")
+async def noop() -> None:
+    """Nothing: for tests that measure when a job starts, not what it does."""
