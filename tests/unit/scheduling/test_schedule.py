@@ -4,6 +4,7 @@ interval says, and a definition round-trips through the text brokers store."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
@@ -19,9 +20,11 @@ from errands import Schedule
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
-def utc(*parts: int) -> datetime:
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
     """An aware UTC datetime from its fields."""
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def schedule(**fields: Any) -> Schedule:
@@ -59,10 +62,8 @@ def schedule(**fields: Any) -> Schedule:
 def test_a_bad_declaration_raises_value_error_naming_the_bad_value(
     fields: dict[str, Any], named: str
 ) -> None:
-    with pytest.raises(ValueError) as caught:
+    with pytest.raises(ValueError, match=re.escape(named)):
         schedule(**fields)
-
-    assert named in str(caught.value)
 
 
 def test_an_unknown_alias_lists_the_known_ones() -> None:
@@ -101,7 +102,7 @@ def test_the_decorator_form_refuses_arguments_that_do_not_fit_the_function(
 ) -> None:
     with pytest.raises(TypeError, match="unexpected keyword argument 'x'"):
 
-        @app.periodic(every=timedelta(minutes=1), kwargs={"x": 1})
+        @app.periodic(every=timedelta(minutes=1), kwargs={"x": 1})  # type: ignore[untyped-decorator]
         @app.task(name="noargs")
         def noargs() -> None: ...
 
@@ -118,7 +119,7 @@ def test_the_decorator_form_refuses_a_bad_value_before_it_decorates(app: errands
 def test_app_periodic_returns_the_schedule_or_the_task_and_declares_it(
     app: errands.App,
 ) -> None:
-    @app.periodic(cron="@daily", tz="Europe/Berlin")
+    @app.periodic(cron="@daily", tz="Europe/Berlin")  # type: ignore[untyped-decorator]
     @app.task(name="cleanup")
     def cleanup() -> None: ...
 
