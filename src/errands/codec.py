@@ -54,7 +54,9 @@ def _to_tagged(value: Any) -> dict[str, object]:
     if isinstance(value, tuple):
         return _tagged("tuple", [to_wire(v) for v in value])
     if isinstance(value, set | frozenset):
-        return _tagged("set", [to_wire(v) for v in value])
+        # Sorted by their JSON so equal sets encode alike in every process (hash order is not).
+        items = [to_wire(v) for v in value]
+        return _tagged("set", sorted(items, key=lambda item: msgspec.json.encode(item)))
     if isinstance(value, dt.datetime):
         return _tagged("datetime", value.isoformat())
     if isinstance(value, dt.date):

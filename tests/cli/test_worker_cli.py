@@ -79,7 +79,7 @@ def test_options_become_worker_arguments_in_their_units(
         "max_memory": 256 * 1024 * 1024,
         "max_memory_hard": 512 * 1024 * 1024,
         "prefetch": 2,
-        "scheduler": False,
+        "scheduler": None,
     }
 
 

@@ -79,7 +79,9 @@ class MemoryBroker:
         """Nothing to connect to."""
 
     async def close(self) -> None:
-        """Nothing to disconnect; the jobs stay for a later open()."""
+        """Nothing to disconnect; the jobs stay for a later open(), perhaps on another loop
+        (the wake-up condition belongs to this one)."""
+        self._changed = None
 
     async def migrate(self) -> None:
         """No schema."""

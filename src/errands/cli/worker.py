@@ -160,7 +160,7 @@ def worker_command(
         "max_memory": max_memory * MB if max_memory is not None else None,
         "max_memory_hard": max_memory_hard * MB if max_memory_hard is not None else None,
         "prefetch": prefetch,
-        "scheduler": with_scheduler,
+        "scheduler": True if with_scheduler else None,
     }
     try:
         # Made before the loop starts, so a bad URL is one line with no failed open left.

@@ -5,7 +5,8 @@ moments, so on-time slots always run. An older slot was missed (no scheduler ran
 reached the broker); the schedule's policy decides:
 
 - "skip": no missed slot runs; they are recorded as skipped ("missed").
-- "once": one run, for the newest missed slot; the older ones are recorded ("coalesced").
+- "once": one run in place of all of them, for the newest due slot (an on-time one if there
+  is one); every older due slot is recorded ("coalesced").
 - "all": every missed slot runs, oldest first.
 
 `misfire_grace`, when given, bounds every policy: a slot older than it never runs and is
@@ -26,6 +27,8 @@ LATE_AFTER: Final = timedelta(seconds=60)
 #: Runs one firing may enqueue: a schedule with more due slots ("all" after a long outage)
 #: catches up in several firings, each one atomic write.
 MAX_RUNS: Final = 1000
+#: Below the resolution of any slot (whole milliseconds): `x - _TICK` excludes `x` itself.
+_TICK: Final = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +49,11 @@ def plan(schedule: Schedule, cursor: datetime, now: datetime) -> Plan | None:
     floor = cursor
     if schedule.misfire_grace is not None:
         floor = _skip(schedule, floor, now - schedule.misfire_grace, "expired", now, skipped)
-    late = _latest_before(schedule, floor, now - LATE_AFTER)
+    late = _newest_before(schedule, floor, now - LATE_AFTER)  # the newest missed slot
     if late is not None and schedule.misfire == "skip":
         floor = _skip(schedule, floor, late, "missed", now, skipped, inclusive=True)
     elif late is not None and schedule.misfire == "once":
-        older = _latest_before(schedule, floor, late)
-        if older is not None:
-            floor = _skip(schedule, floor, older, "coalesced", now, skipped, inclusive=True)
+        floor = _skip(schedule, floor, newest, "coalesced", now, skipped)
     runs = []
     for slot in schedule.slots(floor, now):
         runs.append(slot)
@@ -62,9 +63,9 @@ def plan(schedule: Schedule, cursor: datetime, now: datetime) -> Plan | None:
     return Plan(tuple(runs), tuple(skipped), advance_to)
 
 
-def _latest_before(schedule: Schedule, after: datetime, before: datetime) -> datetime | None:
-    """The newest slot in (after, before], or None."""
-    return schedule.newest(after, before) if before > after else None
+def _newest_before(schedule: Schedule, after: datetime, before: datetime) -> datetime | None:
+    """The newest slot in (after, before), or None: a slot exactly at `before` is not in it."""
+    return schedule.newest(after, before - _TICK) if before - _TICK > after else None
 
 
 def _skip(

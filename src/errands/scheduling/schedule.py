@@ -79,6 +79,7 @@ class Schedule:
             )
         if self.cron is not None:
             _check_cron(self.cron)
+            object.__setattr__(self, "cron", " ".join(self.cron.split()))
         if self.every is not None:
             _check_every(self.every)
         self.zone  # noqa: B018 -- an unknown zone raises here, at declaration
@@ -221,7 +222,7 @@ class Schedule:
                 start=None if start is None else datetime.fromisoformat(start),
                 source=body.get("source", "api"),
             )
-        except (msgspec.DecodeError, KeyError, TypeError, AttributeError) as error:
+        except (msgspec.DecodeError, KeyError, TypeError, AttributeError, ValueError) as error:
             raise ValueError(f"schedule {name!r} has an unreadable definition: {error}") from None
 
 

@@ -40,6 +40,11 @@ class Completer:
     def __len__(self) -> int:
         return len(self._pending)
 
+    @property
+    def settled(self) -> bool:
+        """True when no outcome is waiting or being sent."""
+        return not self._pending and not self._flushing
+
     def add(self, outcome: Outcome, *, now: bool = False) -> None:
         """Queue one outcome; `now` flushes at once (the worker went idle)."""
         self._pending.append(outcome)

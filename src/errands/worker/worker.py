@@ -65,7 +65,7 @@ class Worker:
         prefetch: int | None = None,
         worker_id: str | None = None,
         middleware: Sequence[Middleware] | None = None,
-        scheduler: bool = False,
+        scheduler: bool | None = None,
     ) -> None:
         self.app, self.settings = app, app.settings
         self._hooks = Hooks(app.middleware if middleware is None else middleware)
@@ -242,6 +242,11 @@ class Worker:
             if claimed or self._claim_failures:
                 continue
             if until_idle and not self._running:
+                if not self._completer.settled:
+                    # An outcome still on its way may make a job claimable again (a retry
+                    # due now): idle means nothing claimable once every outcome is stored.
+                    await self._completer.drain()
+                    continue
                 return
             self._slot_free.clear()
             await self._first(

@@ -12,7 +12,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from cronsim import CronSimError
 
 import errands
 from errands import Schedule
@@ -141,11 +140,6 @@ def test_a_second_different_schedule_under_a_declared_name_is_refused(app: erran
     assert app.schedules.declared["shared"].cron == "@daily"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=CronSimError,
-    reason="bug: _check_cron strips the alias but slots() looks it up unstripped",
-)
 def test_an_alias_with_surrounding_spaces_is_refused_or_fires() -> None:
     try:
         hourly = schedule(cron=" @hourly ")
@@ -316,11 +310,6 @@ def test_equal_schedules_have_equal_definitions_whatever_the_kwargs_order() -> N
     assert one.definition() != full_schedule(every=timedelta(minutes=16)).definition()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a set argument is written in hash order, which differs between processes, "
-    "so one declared schedule gets a different definition in each scheduler process",
-)
 def test_a_schedule_with_a_set_argument_has_one_definition_in_every_process() -> None:
     code = (
         "from errands import Schedule; "
@@ -370,14 +359,7 @@ def test_from_definition_takes_the_name_it_is_given() -> None:
         '{"cron": "@daily"}',
         "[1, 2]",
         '{"task": "t", "every_ms": "often"}',
-        pytest.param(
-            '{"task": "t", "cron": "bogus"}',
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="bug: a bad field value raises the constructor's ValueError, "
-                "which does not name the schedule",
-            ),
-        ),
+        '{"task": "t", "cron": "bogus"}',
     ],
 )
 def test_an_unreadable_definition_raises_value_error_naming_the_schedule(text: str) -> None:

@@ -152,11 +152,6 @@ def test_after_a_task_ran_the_caller_still_has_no_current_job(app: errands.App) 
         errands.current_job()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Worker._claim_loop returns idle once _running is empty, before the finished "
-    "job's outcome is flushed, so a Retry(0) job is left retryable",
-)
 def test_a_job_retried_at_once_runs_its_second_attempt_before_the_worker_idles(
     app: errands.App,
 ) -> None:

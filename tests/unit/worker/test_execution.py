@@ -13,6 +13,7 @@ import pytest
 import errands
 from errands import codec, envelope
 from errands.brokers.contract import Claimed
+from errands.current import RunningJob
 from errands.job import ErrorKind, FailReason, Job, JobState
 from errands.lease import Lease
 from errands.outcome import Completed, Failed, Retrying
@@ -24,6 +25,9 @@ from errands.worker.execution import (
     prepare,
     raised,
 )
+
+#: The current-job record of the invocations these tests build by hand.
+RUNNING = RunningJob(id="j1", task="t", queue="default", attempt=1)
 
 EXPIRES = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -203,7 +207,7 @@ def test_an_error_with_attempts_left_is_retried_after_the_policys_delay(
     task = retrying_task(app, retry=errands.RetryPolicy(base=timedelta(seconds=4), jitter=False))
     claimed = claimed_with(b"", attempt=2, failures=1, max_attempts=3)
 
-    outcome = raised(claimed, Invocation(task, [], {}, None), ValueError("bad"))
+    outcome = raised(claimed, Invocation(task, [], {}, None, RUNNING), ValueError("bad"))
 
     assert isinstance(outcome, Retrying)
     assert outcome.delay == timedelta(seconds=8)  # the second failure doubles the base
@@ -218,7 +222,7 @@ def test_the_last_allowed_attempt_fails_with_reason_error(app: errands.App) -> N
     task = retrying_task(app)
     claimed = claimed_with(b"", attempt=3, failures=2, max_attempts=3)
 
-    outcome = raised(claimed, Invocation(task, [], {}, None), ValueError("bad"))
+    outcome = raised(claimed, Invocation(task, [], {}, None, RUNNING), ValueError("bad"))
 
     assert isinstance(outcome, Failed)
     assert outcome.reason is FailReason.ERROR
@@ -229,14 +233,16 @@ def test_crashes_do_not_count_against_max_attempts(app: errands.App) -> None:
     # Third claim, but the first two ended in crashes: only one failure so far counts.
     claimed = claimed_with(b"", attempt=3, failures=0, max_attempts=2)
 
-    assert isinstance(raised(claimed, Invocation(task, [], {}, None), ValueError("bad")), Retrying)
+    assert isinstance(
+        raised(claimed, Invocation(task, [], {}, None, RUNNING), ValueError("bad")), Retrying
+    )
 
 
 def test_a_dont_retry_error_fails_at_once(app: errands.App) -> None:
     task = retrying_task(app, dont_retry=(KeyError,))
 
     outcome = raised(
-        claimed_with(b"", max_attempts=10), Invocation(task, [], {}, None), KeyError("k")
+        claimed_with(b"", max_attempts=10), Invocation(task, [], {}, None, RUNNING), KeyError("k")
     )
 
     assert isinstance(outcome, Failed)
@@ -246,7 +252,9 @@ def test_retry_in_overrides_the_policys_delay(app: errands.App) -> None:
     task = retrying_task(app, retry=errands.RetryPolicy(base=timedelta(hours=1)))
 
     outcome = raised(
-        claimed_with(b""), Invocation(task, [], {}, None), errands.Retry(in_=timedelta(seconds=3))
+        claimed_with(b""),
+        Invocation(task, [], {}, None, RUNNING),
+        errands.Retry(in_=timedelta(seconds=3)),
     )
 
     assert isinstance(outcome, Retrying)
@@ -257,7 +265,7 @@ def test_retry_in_zero_asks_for_no_delay(app: errands.App) -> None:
     task = retrying_task(app, retry=errands.RetryPolicy(base=timedelta(hours=1)))
 
     outcome = raised(
-        claimed_with(b""), Invocation(task, [], {}, None), errands.Retry(in_=timedelta(0))
+        claimed_with(b""), Invocation(task, [], {}, None, RUNNING), errands.Retry(in_=timedelta(0))
     )
 
     assert isinstance(outcome, Retrying)
