@@ -199,6 +199,19 @@ async def test_every_slot_of_a_dst_day_fires_exactly_once(day: str, fleet: Fleet
         twice = sorted(slot for slot, n in counts.items() if n > 1)
         assert not twice, f"{name} fired twice for {len(twice)} slots, first {twice[:3]}"
         assert sorted(counts) == sorted(slot.astimezone(UTC) for slot in slots), name
+    zone = ZoneInfo(fleet.day.zone)
+    print(
+        f"\n{day}: "
+        + ", ".join(
+            f"{name} {len(fired[name])}"
+            + (
+                f" at {fired[name][0].astimezone(zone).isoformat()}"
+                if len(fired[name]) == 1
+                else ""
+            )
+            for name in EXPRESSIONS
+        )
+    )
 
 
 async def fired_slots(app: errands.App) -> dict[str, list[datetime]]:
