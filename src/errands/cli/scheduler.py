@@ -12,19 +12,10 @@ import logging
 import click
 
 from errands.cli.logs import configure_logging, flush_logs_every
-from errands.errors import ErrandsError
-from errands.loops import new_event_loop
 from errands.scheduling.scheduler import Scheduler
 
 from .target import Target, target_argument
-from .worker import (
-    _EARLY,
-    LOG_LEVELS,
-    STOP_SIGNALS,
-    catch_early_signals,
-    masked,
-    restore_signals,
-)
+from .worker import _EARLY, LOG_LEVELS, STOP_SIGNALS, catch_early_signals, run_until_signalled
 
 log = logging.getLogger("errands.cli")
 
@@ -42,21 +33,7 @@ def scheduler_command(target: Target, log_level: str) -> None:
     until SIGTERM or SIGINT."""
     configure_logging(log_level)
     catch_early_signals()
-    try:
-        broker = target.app.broker
-        log.info(
-            "app %s, %s broker at %s",
-            target.ref,
-            broker.capabilities.name,
-            masked(target.app.settings.broker_url),
-        )
-        kind = target.app.settings.loop
-        with asyncio.Runner(loop_factory=lambda: new_event_loop(kind)) as runner:
-            scheduler = runner.run(serve(target))
-    except ErrandsError as error:
-        raise click.ClickException(str(error)) from None
-    finally:
-        restore_signals()
+    scheduler = run_until_signalled(target, lambda: serve(target))
     log.info("scheduler stopped after enqueueing %d jobs", scheduler.fired)
 
 

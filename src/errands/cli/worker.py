@@ -11,9 +11,9 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import click
@@ -30,6 +30,7 @@ log = logging.getLogger("errands.cli")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 MB = 1024 * 1024
+T = TypeVar("T")
 
 
 if TYPE_CHECKING:
@@ -162,6 +163,15 @@ def worker_command(
         "prefetch": prefetch,
         "scheduler": True if with_scheduler else None,
     }
+    worker = run_until_signalled(target, lambda: serve(target, options))
+    if worker.restart_requested:
+        restart()
+    log.info("worker %s stopped after %d jobs", worker.id, worker.ran)
+
+
+def run_until_signalled(target: Target, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run `main()` on a new loop of the App's kind and return its value: the shared body of
+    the long-running commands. An errands error exits 1 with its message."""
     try:
         # Made before the loop starts, so a bad URL is one line with no failed open left.
         broker = target.app.broker
@@ -173,14 +183,11 @@ def worker_command(
         )
         kind = target.app.settings.loop
         with asyncio.Runner(loop_factory=lambda: new_event_loop(kind)) as runner:
-            worker = runner.run(serve(target, options))
+            return runner.run(main())
     except ErrandsError as error:
         raise click.ClickException(str(error)) from None
     finally:
         restore_signals()
-    if worker.restart_requested:
-        restart()
-    log.info("worker %s stopped after %d jobs", worker.id, worker.ran)
 
 
 def warn_unused_queues(target: Target, queues: Sequence[str]) -> None:
