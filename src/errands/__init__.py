@@ -2,7 +2,16 @@
 
 from errands.app import App
 from errands.brokers import from_url
-from errands.brokers.contract import Broker, Capabilities, Claimed, JobQuery, WorkerInfo
+from errands.brokers.contract import (
+    Binding,
+    Broker,
+    Capabilities,
+    Claimed,
+    Exchange,
+    JobQuery,
+    Topology,
+    WorkerInfo,
+)
 from errands.current import RunningJob, current_job
 from errands.errors import (
     BlockingCallInEventLoop,
@@ -10,6 +19,7 @@ from errands.errors import (
     BrokerFull,
     BrokerUnavailable,
     ErrandsError,
+    ExchangeNotFound,
     JobFailed,
     JobNotFound,
     LeaseLost,
@@ -21,6 +31,7 @@ from errands.errors import (
     TaskNotRegistered,
     Timeout,
     UnknownBrokerScheme,
+    Unroutable,
 )
 from errands.handle import JobCancelled, JobHandle, ResultExpired, wait, wait_async
 from errands.job import (
@@ -38,7 +49,7 @@ from errands.scheduling.schedule import Schedule
 from errands.scheduling.scheduler import Scheduler
 from errands.scheduling.schedules import ScheduleInfo
 from errands.settings import Settings
-from errands.task import Call, Task, TaskOptions
+from errands.task import Call, RoutedTask, Task, TaskOptions
 from errands.worker.middleware import JobLog, Middleware
 
 __version__ = "0.1.0"
@@ -46,6 +57,7 @@ __version__ = "0.1.0"
 __all__ = [
     "App",
     "AttemptError",
+    "Binding",
     "BlockingCallInEventLoop",
     "Broker",
     "BrokerError",
@@ -57,6 +69,8 @@ __all__ = [
     "Claimed",
     "ErrandsError",
     "ErrorKind",
+    "Exchange",
+    "ExchangeNotFound",
     "FailReason",
     "Job",
     "JobCancelled",
@@ -75,6 +89,7 @@ __all__ = [
     "ResultTimeout",
     "Retry",
     "RetryPolicy",
+    "RoutedTask",
     "RunningJob",
     "Schedule",
     "ScheduleExists",
@@ -86,7 +101,9 @@ __all__ = [
     "TaskNotRegistered",
     "TaskOptions",
     "Timeout",
+    "Topology",
     "UnknownBrokerScheme",
+    "Unroutable",
     "WorkerInfo",
     "current_job",
     "from_url",

@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
 
 from errands.brokers import check_url, from_url
-from errands.brokers.contract import Broker
+from errands.brokers.contract import Binding, Broker, Exchange
 from errands.clock import Clock, SystemClock
 from errands.errors import TaskNotRegistered
+from errands.exchanges import Exchanges
 from errands.handle import JobHandle
 from errands.job import JobId
 from errands.portal import Portal
 from errands.retry import RetryPolicy
+from errands.routing import EVENTS
 from errands.scheduling.schedule import Misfire, Schedule
 from errands.scheduling.schedules import Schedules
 from errands.settings import Settings
@@ -82,6 +84,8 @@ class App:
         )
         #: The schedules declared in code and stored in the broker (scheduling/schedules.py).
         self.schedules = Schedules(self)
+        #: The exchanges and bindings declared in code and stored in the broker (exchanges.py).
+        self.exchanges = Exchanges(self)
         self._module = _caller_module()
         atexit.register(self.close)
 
@@ -245,6 +249,52 @@ class App:
 
         return declare
 
+    # -- routing and events --------------------------------------------------------------------
+
+    def exchange(self, name: str, kind: str = "direct", *, unroutable: str = "raise") -> Exchange:
+        """Declare an exchange: "direct", "topic" (AMQP patterns: `*` one word, `#` zero or
+        more) or "fanout". A message that matches no binding raises errands.Unroutable, or is
+        dropped with `unroutable="drop"`. Stored in the broker before this App first routes."""
+        return self.exchanges.declare(Exchange(name, kind, unroutable))
+
+    def bind(self, exchange: Exchange | str, queue: str, key: str = "") -> Binding:
+        """Declare a binding: messages of `exchange` whose routing key matches `key` get a job
+        in `queue` (one per queue, however many of its bindings match)."""
+        name = exchange.name if isinstance(exchange, Exchange) else exchange
+        return self.exchanges.declare_binding(Binding(name, queue, key))
+
+    def subscribe(self, pattern: str) -> Callable[[Any], Any]:
+        """Stacked on `@app.task` (or on a plain function, which it registers): the task gets
+        its own job for every event published to a topic matching `pattern` (topic rules)."""
+        if not isinstance(pattern, str) or not pattern:
+            raise ValueError(f"a topic pattern such as 'order.*' is needed, got {pattern!r}")
+
+        def subscribe(fn: Any) -> Any:
+            registered = fn if isinstance(fn, Task) else self.task(fn)
+            self.exchanges.declare(Exchange(EVENTS, "topic", "drop"))
+            self.exchanges.declare_binding(Binding(EVENTS, registered.name, pattern))
+            return registered
+
+        return subscribe
+
+    async def publish_async(
+        self, topic: str, /, *args: Any, event_id: str | None = None, **kwargs: Any
+    ) -> list[JobHandle[Any]]:
+        """Publish an event: one durable job per task subscribed to a pattern `topic` matches,
+        in one atomic write; their handles (none when no task subscribes: logged). Publishing
+        again with the same `event_id` makes no new job while the first ones are kept."""
+        specs = await self.exchanges.event_specs_async(topic, args, kwargs, event_id)
+        if not specs:
+            return []
+        stored = await self.call_broker(lambda b: b.enqueue_many(specs))
+        return [JobHandle(self, e.job_id, duplicate=e.duplicate) for e in stored]
+
+    def publish(
+        self, topic: str, /, *args: Any, event_id: str | None = None, **kwargs: Any
+    ) -> list[JobHandle[Any]]:
+        """Blocking twin of `publish_async`."""
+        return self.portal.call(self.publish_async, topic, *args, event_id=event_id, **kwargs)
+
     # -- the broker ----------------------------------------------------------------------------
 
     @property
@@ -290,7 +340,7 @@ class App:
         Calls made with `options(connection=aconn)` are written on that psycopg
         `AsyncConnection`, inside its transaction, on the caller's own loop."""
         calls = list(calls)
-        specs = [call.spec() for call in calls]
+        specs = await self.exchanges.specs_async(calls)
         if not specs:
             return []
         connection = self._connection_of(calls)
@@ -308,7 +358,7 @@ class App:
         connection = self._connection_of(calls)
         if connection is None:
             return self.portal.call(self.enqueue_many_async, calls)
-        specs = [call.spec() for call in calls]
+        specs = self.portal.call(self.exchanges.specs_async, calls)
         stored = self._transactional().enqueue_in(connection, specs)
         return [JobHandle(self, e.job_id, duplicate=e.duplicate) for e in stored]
 

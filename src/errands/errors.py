@@ -159,3 +159,24 @@ class ScheduleExists(ErrandsError, ValueError):
     def __init__(self, name: str, where: str) -> None:
         super().__init__(f"a schedule named {name!r} exists already ({where})")
         self.name = name
+
+
+class ExchangeNotFound(ErrandsError, LookupError):
+    """A message was sent to an exchange no one declared."""
+
+    def __init__(self, name: str, known: Collection[str]) -> None:
+        listed = ", ".join(sorted(known)[:10]) or "none"
+        super().__init__(f"no exchange named {name!r} (declared: {listed})")
+        self.name = name
+
+
+class Unroutable(ErrandsError):
+    """No binding of the exchange matched the message's routing key, and the exchange does not
+    drop such messages (AMQP's mandatory flag); nothing was stored."""
+
+    def __init__(self, exchange: str, routing_key: str) -> None:
+        super().__init__(
+            f"no binding of exchange {exchange!r} matches routing key {routing_key!r}; "
+            "nothing was stored (bind a queue, or declare the exchange with unroutable='drop')"
+        )
+        self.exchange, self.routing_key = exchange, routing_key

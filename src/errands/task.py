@@ -10,7 +10,17 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Generic,
+    Literal,
+    ParamSpec,
+    TypedDict,
+    TypeVar,
+    Unpack,
+    overload,
+)
 
 from errands import codec, envelope
 from errands.clock import to_ms
@@ -41,6 +51,20 @@ class TaskOptions:
     result_ttl: timedelta = timedelta(days=1)
 
 
+class OptionFields(TypedDict, total=False):
+    """The per-call options of `task.options(...)` besides routing (see CallOptions)."""
+
+    delay: timedelta | None
+    eta: datetime | None
+    priority: int | None
+    queue: str | None
+    idempotency_key: str | None
+    result_ttl: timedelta | None
+    max_attempts: int | None
+    headers: Mapping[str, str] | None
+    connection: Any
+
+
 @dataclass(frozen=True, slots=True)
 class CallOptions:
     """Per-call options from `task.options(...)`; None keeps the task's default."""
@@ -54,6 +78,9 @@ class CallOptions:
     max_attempts: int | None = None
     #: Strings carried in the envelope for the task to read (errands.current_job().headers).
     headers: Mapping[str, str] | None = None
+    #: Send through this exchange (routing.py): one job per matching destination queue.
+    exchange: str | None = None
+    routing_key: str | None = None
     #: A psycopg Connection or AsyncConnection: enqueue inside the caller's transaction.
     connection: Any = None
 
@@ -98,51 +125,47 @@ class Task(Generic[P, R]):
     def __repr__(self) -> str:
         return f"<Task {self.name} queue={self.defaults.queue} pool={self.defaults.pool}>"
 
+    @overload
     def options(
-        self,
-        *,
-        delay: timedelta | None = None,
-        eta: datetime | None = None,
-        priority: int | None = None,
-        queue: str | None = None,
-        idempotency_key: str | None = None,
-        result_ttl: timedelta | None = None,
-        max_attempts: int | None = None,
-        headers: Mapping[str, str] | None = None,
-        connection: Any = None,
-    ) -> Task[P, R]:
+        self, *, exchange: str, routing_key: str = "", **fields: Unpack[OptionFields]
+    ) -> RoutedTask[P, R]: ...
+
+    @overload
+    def options(
+        self, *, exchange: None = None, routing_key: None = None, **fields: Unpack[OptionFields]
+    ) -> Task[P, R]: ...
+
+    def options(
+        self, *, exchange: str | None = None, routing_key: str | None = None, **fields: Any
+    ) -> Task[P, R] | RoutedTask[P, R]:
         """This task with options for the next enqueue; the task itself is unchanged.
 
-        `headers` are strings the task reads with `errands.current_job().headers`.
-        `connection` (a psycopg `Connection`, or an `AsyncConnection` for `enqueue_async`) writes
-        the job on that connection inside its current transaction, on a PostgreSQL broker: the
-        job exists if and only if the transaction commits.
+        Options: `delay` or `eta`, `priority`, `queue`, `idempotency_key`, `result_ttl`,
+        `max_attempts`, `headers` (strings the task reads with
+        `errands.current_job().headers`) and `connection` (a psycopg `Connection`, or an
+        `AsyncConnection` for `enqueue_async`: the job is written inside that transaction, on
+        a PostgreSQL broker, and exists if and only if it commits).
+
+        With `exchange` (and `routing_key`), a RoutedTask: each enqueue stores one job in
+        every queue the exchange's bindings route the key to, in one atomic write.
         """
-        _check_duration("delay", delay)
-        _check_duration("result_ttl", result_ttl)
+        unknown = set(fields) - set(OptionFields.__annotations__)
+        if unknown:
+            known = ", ".join(["exchange", "routing_key", *OptionFields.__annotations__])
+            raise TypeError(f"unknown option {sorted(unknown)[0]!r} (options: {known})")
+        _check_duration("delay", fields.get("delay"))
+        _check_duration("result_ttl", fields.get("result_ttl"))
+        eta = fields.get("eta")
         if eta is not None and (not isinstance(eta, datetime) or eta.tzinfo is None):
             raise TypeError(f"eta must be an aware datetime (with tzinfo), got {eta!r}")
-        if delay is not None and eta is not None:
+        if fields.get("delay") is not None and eta is not None:
             raise ValueError("give delay or eta, not both")
-        merged = replace(
-            self.call_options,
-            **{
-                k: v
-                for k, v in {
-                    "delay": delay,
-                    "eta": eta,
-                    "priority": priority,
-                    "queue": queue,
-                    "idempotency_key": idempotency_key,
-                    "result_ttl": result_ttl,
-                    "max_attempts": max_attempts,
-                    "headers": headers,
-                    "connection": connection,
-                }.items()
-                if v is not None
-            },
-        )
-        return Task(self.app, self.fn, self.name, self.defaults, merged)
+        if routing_key is not None and exchange is None and self.call_options.exchange is None:
+            raise ValueError("routing_key goes with exchange=")
+        chosen = {**fields, "exchange": exchange, "routing_key": routing_key}
+        merged = replace(self.call_options, **{k: v for k, v in chosen.items() if v is not None})
+        task = Task(self.app, self.fn, self.name, self.defaults, merged)
+        return RoutedTask(task) if merged.exchange is not None else task
 
     def misfit(self, args: Sequence[Any], kwargs: dict[str, Any]) -> str | None:
         """Why `args` and `kwargs` do not bind to the function (None when they do), decided as
@@ -185,6 +208,8 @@ class Task(Generic[P, R]):
                 timeout_ms=to_ms(timeout) if timeout else None,
                 result_ttl_ms=to_ms(result_ttl),
                 idempotency_key=options.idempotency_key,
+                exchange=options.exchange,
+                routing_key=options.routing_key,
                 headers=dict(options.headers) if options.headers else {},
             )
         )
@@ -233,6 +258,39 @@ class Task(Generic[P, R]):
         if isinstance(item, dict):
             return Call(self, (), dict(item), self.call_options)
         return Call(self, (item,), {}, self.call_options)
+
+
+class RoutedTask(Generic[P, R]):
+    """A task sent through an exchange (`task.options(exchange=..., routing_key=...)`): each
+    enqueue stores one job in every queue the exchange's bindings route the key to, in one
+    atomic write, and returns their handles; errands.Unroutable when none matches (unless the
+    exchange drops such messages: then no job and no handle)."""
+
+    def __init__(self, task: Task[P, R]) -> None:
+        self.task = task
+
+    def __repr__(self) -> str:
+        options = self.task.call_options
+        return f"<RoutedTask {self.task.name} via {options.exchange}:{options.routing_key or ''}>"
+
+    def options(self, **fields: Any) -> RoutedTask[P, R]:
+        """These routed calls with more options (see Task.options)."""
+        routed = self.task.options(**fields)
+        assert isinstance(routed, RoutedTask)
+        return routed
+
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> Call:
+        """A routed call, for `app.enqueue_many` across tasks (it adds one handle per
+        destination, in order)."""
+        return self.task.call(*args, **kwargs)
+
+    async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> list[JobHandle[R]]:
+        """Store one job per matching queue; their handles, by queue name."""
+        return await self.task.app.enqueue_many_async([self.call(*args, **kwargs)])
+
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> list[JobHandle[R]]:
+        """Blocking twin of `enqueue_async`."""
+        return self.task.app.enqueue_many([self.call(*args, **kwargs)])
 
 
 def _fit_checker(

@@ -101,7 +101,15 @@ async def test_the_schema_is_created_and_migrated_once_however_often_it_is_opene
     tables = sql(
         "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename", first.schema
     )
-    assert [name for (name,) in tables] == ["jobs", "migrations", "queues", "schedules", "workers"]
+    assert [name for (name,) in tables] == [
+        "bindings",
+        "exchanges",
+        "jobs",
+        "migrations",
+        "queues",
+        "schedules",
+        "workers",
+    ]
 
 
 MIGRATOR = """

@@ -13,10 +13,9 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -26,8 +25,6 @@ from errands import envelope
 from errands.brokers.contract import JobQuery, Page
 from errands.current import SLOT_HEADER
 from errands.testing import FakeClock
-from tests.brokers.registry import REGISTRY
-from tests.conftest import require_service
 
 STEP = timedelta(minutes=5)
 KILLS_PER_DAY = 10
@@ -103,18 +100,6 @@ def expected_slots(day: Day) -> dict[str, list[datetime]]:
         "at-0230": [fixed(2)],
         "at-0130": [fixed(1)],
     }
-
-
-@pytest.fixture(params=sorted(REGISTRY))
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Storage of its own on each registered broker (memory included)."""
-    entry = REGISTRY[request.param]
-    why = entry.unavailable()
-    if why is not None:
-        require_service(entry.name, False, why)
-    url = entry.url(tmp_path)
-    yield url
-    entry.cleanup(url)
 
 
 class Fleet:

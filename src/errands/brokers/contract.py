@@ -173,6 +173,35 @@ class Firing:
     last_slot: datetime | None = None  # the slot of the newest spec
 
 
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """A named router: "direct" (the key equals the binding's), "topic" (AMQP patterns: `*`
+    one word, `#` zero or more, words split on "."), or "fanout" (every binding). A message no
+    binding matches raises errands.Unroutable, or is dropped when `unroutable` is "drop"."""
+
+    name: str
+    kind: str = "direct"
+    unroutable: str = "raise"
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """Routes an exchange's messages whose key matches `key` to `destination`: a queue, or for
+    the events exchange (pub/sub) a subscribing task's name."""
+
+    exchange: str
+    destination: str
+    key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """Every exchange and binding a broker stores, each sorted."""
+
+    exchanges: tuple[Exchange, ...] = ()
+    bindings: tuple[Binding, ...] = ()
+
+
 class Broker(Protocol):
     """Stores all state and hands jobs out; the only code that talks to a server."""
 
@@ -309,6 +338,21 @@ class Broker(Protocol):
 
     async def purge(self, queue: str, states: Sequence[JobState]) -> int:
         """Delete jobs of `queue` in the given (non-running) states; returns how many."""
+        ...
+
+    # -- routing (routing.py decides where a message goes; a broker stores the topology) --------
+
+    async def topology(self) -> Topology:
+        """The stored exchanges (by name) and bindings (by exchange, destination, key)."""
+        ...
+
+    async def declare(self, exchanges: Sequence[Exchange], bindings: Sequence[Binding]) -> None:
+        """Store exchanges (a name declared again takes the new kind and flag) and bindings
+        (one of each (exchange, destination, key)), in one atomic write."""
+        ...
+
+    async def unbind(self, bindings: Sequence[Binding]) -> int:
+        """Delete these bindings; returns how many existed."""
         ...
 
     # -- schedules (scheduling/ decides every slot; a broker stores and fences) ----------------

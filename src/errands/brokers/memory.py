@@ -13,21 +13,25 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from errands.brokers.contract import (
+    Binding,
     Capabilities,
     Claimed,
     ClaimOptions,
     Counts,
     Enqueued,
+    Exchange,
     Extended,
     Firing,
     JobQuery,
     Page,
     ScheduleEntry,
     ScheduleRecord,
+    Topology,
     WorkerInfo,
 )
 from errands.brokers.memory_schedules import ScheduleTable
 from errands.brokers.memory_table import JobTable, matches, new_job
+from errands.brokers.memory_topology import TopologyTable
 from errands.clock import Clock, SystemClock
 from errands.job import (
     TERMINAL_STATES,
@@ -70,6 +74,7 @@ class MemoryBroker:
         self._queues: set[str] = set()
         self._workers: dict[str, WorkerInfo] = {}
         self._schedules = ScheduleTable()
+        self._topology = TopologyTable()
         self._changed: asyncio.Condition | None = None
         self.calls = 0
 
@@ -469,6 +474,20 @@ class MemoryBroker:
         for job_id in doomed:
             self._delete(job_id)
         return len(doomed)
+
+    # -- routing -------------------------------------------------------------------------------
+
+    async def topology(self) -> Topology:
+        """See Broker.topology."""
+        return self._topology.snapshot()
+
+    async def declare(self, exchanges: Sequence[Exchange], bindings: Sequence[Binding]) -> None:
+        """See Broker.declare."""
+        self._topology.declare(exchanges, bindings)
+
+    async def unbind(self, bindings: Sequence[Binding]) -> int:
+        """See Broker.unbind."""
+        return self._topology.unbind(bindings)
 
     # -- schedules -----------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from errands import __version__
 
 from .demo import demo_command
 from .dlq import dlq_group
+from .exchanges import exchanges_group
 from .jobs import jobs_group
 from .migrate import migrate_command
 from .scheduler import scheduler_command
@@ -43,3 +44,4 @@ main.add_command(demo_command)
 main.add_command(migrate_command)
 main.add_command(scheduler_command)
 main.add_command(schedules_group)
+main.add_command(exchanges_group)

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from errands.brokers.contract import Firing, ScheduleRecord
 from errands.current import SCHEDULE_HEADER, SLOT_HEADER
@@ -132,19 +132,14 @@ class Scheduler:
         )
 
     def _spec(self, schedule: Schedule, slot: datetime) -> JobSpec:
-        task = self.app.by_name(schedule.task)
-        options: dict[str, Any] = {
-            "idempotency_key": schedule.idempotency_key(slot),
-            "headers": {
-                SCHEDULE_HEADER: schedule.name,
-                SLOT_HEADER: slot.astimezone(UTC).isoformat(),
-            },
-        }
-        if schedule.queue is not None:
-            options["queue"] = schedule.queue
-        if schedule.priority is not None:
-            options["priority"] = schedule.priority
-        return task.options(**options).call(*schedule.args, **schedule.kwargs).spec()
+        headers = {SCHEDULE_HEADER: schedule.name, SLOT_HEADER: slot.astimezone(UTC).isoformat()}
+        task = self.app.by_name(schedule.task).options(
+            idempotency_key=schedule.idempotency_key(slot),
+            headers=headers,
+            queue=schedule.queue,
+            priority=schedule.priority,
+        )
+        return task.call(*schedule.args, **schedule.kwargs).spec()
 
     def _runnable(self, record: ScheduleRecord) -> Schedule | None:
         """The schedule this scheduler fires for `record`, or None: paused, unreadable, or

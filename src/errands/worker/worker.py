@@ -163,6 +163,7 @@ class Worker:
     async def _run(self, until_idle: bool) -> int:
         loop = self._loop = asyncio.get_running_loop()
         broker = await self.app.open_async()
+        await self.app.exchanges.sync_async()  # its subscriptions, before the first event
         self._keeper = LeaseKeeper(
             broker,
             self.lease,

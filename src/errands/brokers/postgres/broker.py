@@ -13,30 +13,35 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Final, TypeVar
+from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 
 import psycopg
 
 from errands.brokers import waiters
 from errands.brokers.contract import (
+    Binding,
     Capabilities,
     Claimed,
     ClaimOptions,
     Counts,
     Enqueued,
+    Exchange,
     Extended,
     Firing,
     JobQuery,
     Page,
     ScheduleEntry,
     ScheduleRecord,
+    Topology,
     WorkerInfo,
 )
-from errands.brokers.postgres import rows, schedules, transactional
+from errands.brokers.postgres import enqueue, maintenance, reads, schedules, transactional
+from errands.brokers.postgres import leases as stored_leases
+from errands.brokers.postgres import topology as stored_topology
 from errands.brokers.postgres.database import Database
 from errands.brokers.postgres.notices import Notices
 from errands.brokers.postgres.pool import Connection
-from errands.brokers.postgres.sql import Q
+from errands.brokers.postgres.sql import Q, Scope, fetch
 from errands.brokers.postgres.url import parse_url
 from errands.brokers.waiters import Readiness
 from errands.clock import Clock, SystemClock
@@ -50,11 +55,8 @@ WORKER_TTL: Final = timedelta(seconds=60)
 PROMOTE_ON_CLAIM: Final = 1000
 #: What PostgreSQL reads as the start of the current transaction: the server's clock.
 SERVER_NOW: Final = "now"
-#: Rounds of an enqueue that met a key whose owner vanished before it could be named.
-ENQUEUE_ROUNDS: Final = 5
-
-Key = tuple[str, str]  # (task, idempotency key)
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class PostgresBroker:
@@ -76,6 +78,7 @@ class PostgresBroker:
         self._clock = clock or SystemClock()
         self._server_time = isinstance(self._clock, SystemClock)
         self._db = Database(self._url)
+        self._scope = Scope(self._url, self._now)
         self._notices: Notices | None = None
         self._opening: asyncio.Lock | None = None
 
@@ -145,54 +148,41 @@ class PostgresBroker:
             await self.open()
         return await self._db.run(work)
 
+    async def _call(
+        self,
+        verb: Callable[Concatenate[Connection, Scope, P], Awaitable[T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """`verb(connection, scope, *args, **kwargs)`: a statement of a verb module (enqueue.py,
+        leases.py, ...) on a pooled connection, given what every statement needs."""
+        return await self._run(lambda connection: verb(connection, self._scope, *args, **kwargs))
+
     async def _fetch(self, name: str, params: Mapping[str, Any]) -> tuple[list[Any], list[str]]:
         """Rows and column names of query `name`, in one autocommit transaction."""
-
-        async def work(connection: Connection) -> tuple[list[Any], list[str]]:
-            cursor = await connection.execute(Q[name], params)
-            names = [column.name for column in cursor.description or ()]
-            return await cursor.fetchall(), names
-
-        return await self._run(work)
+        return await self._run(lambda connection: fetch(connection, name, params))
 
     async def _one(self, name: str, params: Mapping[str, Any]) -> Any:
         found, _ = await self._fetch(name, params)
         return found[0]
 
-    def _notices_now(self) -> Notices:
+    async def _listening(self) -> Notices:
+        """The wake-up listener, listening (the broker opened first if needed)."""
+        if not self._db.opened:
+            await self.open()
         if self._notices is None:
             raise BrokerError(f"the broker for {self.location} is closed")
+        await self._notices.listen()
         return self._notices
 
     # -- producing -----------------------------------------------------------------------------
 
     async def enqueue_many(self, specs: Sequence[JobSpec]) -> list[Enqueued]:
         """Store every spec in one statement (a short transaction when the specs carry
-        idempotency keys); see Broker.enqueue_many."""
+        idempotency keys); see Broker.enqueue_many and enqueue.py."""
         if not specs:
             return []
-        if all(spec.idempotency_key is None for spec in specs):
-            return await self._run(lambda connection: self._enqueue(connection, specs))
-
-        async def keyed(connection: Connection) -> list[Enqueued]:
-            async with connection.transaction():
-                return await self._enqueue_keyed(connection, specs)
-
-        return await self._run(keyed)
-
-    async def _enqueue_keyed(self, connection: Any, specs: Sequence[JobSpec]) -> list[Enqueued]:
-        """Release the expired keys the specs name, then insert (inside a transaction)."""
-        keys = [spec for spec in specs if spec.idempotency_key is not None]
-        if keys:
-            await connection.execute(
-                Q["enqueue_release"],
-                {
-                    "tasks": [spec.task for spec in keys],
-                    "keys": [spec.idempotency_key for spec in keys],
-                    "now": self._now(),
-                },
-            )
-        return await self._enqueue(connection, specs)
+        return await self._call(enqueue.many, specs)
 
     async def enqueue_in_async(
         self, connection: psycopg.AsyncConnection[Any], specs: Sequence[JobSpec]
@@ -211,91 +201,18 @@ class PostgresBroker:
             )
         )
 
-    async def _enqueue(self, connection: Connection, specs: Sequence[JobSpec]) -> list[Enqueued]:
-        """Insert the specs and name the job each duplicate matched, as if they were stored
-        one by one in order (the memory broker's rule: a stored id first, then a live key).
-
-        The insert itself decides every conflict with stored jobs and with racing producers
-        (the unique indexes). Within the batch, a spec whose id or (task, key) an earlier one
-        also has waits for a later round, once the earlier one is settled: usually one round,
-        two when the batch repeats itself."""
-        replies: list[Enqueued | None] = [None] * len(specs)
-        pending = list(range(len(specs)))
-        for _ in range(len(specs) + ENQUEUE_ROUNDS):
-            if not pending:
-                return [reply for reply in replies if reply is not None]
-            chosen, later = _first_of_each(specs, pending)
-            stored = await self._insert(connection, [specs[i] for i in chosen])
-            for i in chosen:
-                if specs[i].id in stored:
-                    replies[i] = Enqueued(specs[i].id)
-            rest = sorted([i for i in chosen if replies[i] is None] + later)
-            found = await self._owners(connection, [specs[i] for i in rest])
-            pending = []
-            blocked_ids: set[JobId] = set()
-            blocked_keys: set[Key] = set()
-            for i, (id_stored, owner) in zip(rest, found, strict=True):
-                spec = specs[i]
-                key = _key(spec)
-                if spec.id in blocked_ids or (key is not None and key in blocked_keys):
-                    pass  # an earlier spec of the batch may still take its id or key
-                elif id_stored:  # a resend: never reset the stored job
-                    replies[i] = Enqueued(spec.id, duplicate=True)
-                    continue
-                elif owner is not None:
-                    replies[i] = Enqueued(owner, duplicate=True)
-                    continue
-                # Neither its id nor its key is taken (an earlier spec of the batch that held
-                # them turned out a duplicate, or a key's owner went meanwhile): insert it next.
-                pending.append(i)
-                blocked_ids.add(spec.id)
-                if key is not None:
-                    blocked_keys.add(key)
-        raise BrokerError(f"enqueue at {self.location}: idempotency keys kept changing hands")
-
-    async def _insert(self, connection: Connection, specs: Sequence[JobSpec]) -> set[JobId]:
-        params = rows.enqueue_params(specs)
-        params.update(now=self._now(), ready=self._url.ready_channel)
-        cursor = await connection.execute(Q["enqueue"], params)
-        found = await cursor.fetchone()
-        assert found is not None
-        return set(found[0])
-
-    async def _owners(
-        self, connection: Connection, specs: Sequence[JobSpec]
-    ) -> list[tuple[bool, JobId | None]]:
-        """For each spec: whether its id is stored, and which job holds its (task, key)."""
-        if not specs:
-            return []
-        cursor = await connection.execute(
-            Q["enqueue_owners"],
-            {
-                "ids": [spec.id for spec in specs],
-                "tasks": [spec.task for spec in specs],
-                "keys": [spec.idempotency_key for spec in specs],
-            },
-        )
-        return [(bool(stored), owner) for _, stored, owner in await cursor.fetchall()]
+    async def _enqueue_keyed(self, connection: Any, specs: Sequence[JobSpec]) -> list[Enqueued]:
+        """Release the expired keys the specs name, then insert, on a connection inside its
+        transaction (a firing's, or the caller's: transactional.py); see enqueue.py."""
+        return await enqueue.keyed(connection, self._scope, specs)
 
     # -- working -------------------------------------------------------------------------------
 
     async def claim(self, options: ClaimOptions) -> list[Claimed]:
-        """Lease up to `options.n` jobs in one statement; see Broker.claim."""
+        """Lease up to `options.n` jobs in one statement; see Broker.claim and leases.py."""
         if options.n <= 0:
             return []
-        found, names = await self._fetch(
-            "claim",
-            {
-                "queues": list(dict.fromkeys(options.queues)),
-                "n": options.n,
-                "lease": options.lease,
-                "worker_id": options.worker_id,
-                "promote_limit": PROMOTE_ON_CLAIM,
-                "now": self._now(),
-                "ready": self._url.ready_channel,
-            },
-        )
-        return rows.claimed_from_rows([row for row in found if row[0] is not None], names)
+        return await self._call(stored_leases.claim, options, PROMOTE_ON_CLAIM)
 
     async def extend(
         self,
@@ -307,34 +224,18 @@ class PostgresBroker:
     ) -> Extended:
         """Push back every held lease and record the heartbeat in one statement; see
         Broker.extend."""
-        params = rows.extend_params(leases, progress, heartbeat)
-        params.update(lease=lease, now=self._now())
-        found, _ = await self._fetch("extend", params)
-        return rows.extended_from_rows(found, leases)
+        return await self._call(stored_leases.extend, leases, lease, heartbeat, progress)
 
     async def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
-        """Apply every outcome whose lease holds, in one statement; see Broker.finish.
-
-        A second outcome for one lease in the same batch is refused, as it would be later."""
+        """Apply every outcome whose lease holds, in one statement; see Broker.finish."""
         if not outcomes:
             return []
-        first: dict[tuple[JobId, str], int] = {}
-        for position, outcome in enumerate(outcomes):
-            first.setdefault((outcome.lease.job_id, outcome.lease.token), position)
-        sent = sorted(first.values())
-        params = rows.finish_params([outcomes[i] for i in sent])
-        params.update(now=self._now(), ready=self._url.ready_channel, done=self._url.done_channel)
-        applied, *_ = await self._one("finish", params)
-        moved = {sent[position - 1] for position in applied}
-        return [i in moved for i in range(len(outcomes))]
+        return await self._call(stored_leases.finish, outcomes)
 
     async def wait_ready(self, queues: Sequence[str], timeout: timedelta) -> None:
         """Return once a job of `queues` may be claimable, or at the timeout; a hint only (see
         waiters.wait_ready)."""
-        if not self._db.opened:
-            await self.open()
-        notices = self._notices_now()
-        await notices.listen()
+        notices = await self._listening()
 
         async def read() -> Readiness:
             ready, due_in = await self._one(
@@ -347,10 +248,7 @@ class PostgresBroker:
     async def wait_done(self, job_ids: Sequence[JobId], timeout: timedelta) -> list[Job]:
         """Return the jobs once all are terminal, or as they are at the timeout (or when the
         broker is closed meanwhile)."""
-        if not self._db.opened:
-            await self.open()
-        notices = self._notices_now()
-        await notices.listen()
+        notices = await self._listening()
         return await waiters.wait_done(
             notices, job_ids, timeout, self.get, lambda: self._notices is notices
         )
@@ -368,47 +266,19 @@ class PostgresBroker:
         maintenance leader of the schema reclaims at a time; the others get nothing."""
         if limit <= 0:
             return []
-        found, names = await self._fetch(
-            "reclaim",
-            {
-                "limit": limit,
-                "lease": lease,
-                "gone": list(workers_gone),
-                "now": self._now(),
-                "leader": self._url.lock_key("reclaim"),
-            },
-        )
-        return rows.claimed_from_rows(found, names)
+        return await self._call(maintenance.reclaim, limit, lease, workers_gone)
 
     async def promote(self, *, limit: int) -> int:
         """Due scheduled and retryable jobs become available; see Broker.promote. Only the
         maintenance leader of the schema promotes at a time; the others move nothing."""
         if limit <= 0:
             return 0
-        moved, _ = await self._one(
-            "promote",
-            {
-                "limit": limit,
-                "now": self._now(),
-                "ready": self._url.ready_channel,
-                "leader": self._url.lock_key("promote"),
-            },
-        )
-        return int(moved)
+        return await self._call(maintenance.promote, limit)
 
     async def prune(self, *, finished_before: datetime, limit: int) -> int:
         """Drop expired results and old terminal jobs; see Broker.prune. Only the maintenance
         leader of the schema prunes at a time; the others delete nothing."""
-        (deleted,) = await self._one(
-            "prune",
-            {
-                "finished_before": finished_before,
-                "limit": max(0, limit),
-                "now": self._now(),
-                "leader": self._url.lock_key("prune"),
-            },
-        )
-        return int(deleted)
+        return await self._call(maintenance.prune, finished_before, limit)
 
     # -- inspecting ----------------------------------------------------------------------------
 
@@ -416,37 +286,20 @@ class PostgresBroker:
         """Jobs by id, in the order asked; unknown ids left out."""
         if not job_ids:
             return []
-        found, names = await self._fetch("jobs_by_ids", {"ids": list(job_ids)})
-        by_id = {job.id: job for job in rows.jobs_from_rows(found, names)}
-        return [by_id[i] for i in job_ids if i in by_id]
+        return await self._run(lambda c: reads.jobs(c, job_ids))
 
     async def list_jobs(self, query: JobQuery) -> Page:
         """A page of jobs, newest first, by keyset on id."""
-        found, names = await self._fetch(
-            "jobs_page",
-            {
-                "queue": query.queue,
-                "states": [str(state) for state in query.states] if query.states else None,
-                "task": query.task,
-                "before_id": query.before_id,
-                "limit": query.limit + 1,  # one more than asked tells whether another page exists
-            },
-        )
-        jobs = rows.jobs_from_rows(found[: query.limit], names)
-        more = len(found) > query.limit
-        return Page(jobs, jobs[-1].id if more and jobs else None)
+        return await self._run(lambda c: reads.page(c, query))
 
     async def counts(self, queues: Sequence[str] | None = None) -> Counts:
         """Jobs per queue and state, and the paused queues; every known queue (or each asked)
         is listed, even if empty."""
-        wanted = None if queues is None else list(queues)
-        found, _ = await self._fetch("counts", {"queues": wanted})
-        return rows.counts_from_rows(found, wanted)
+        return await self._run(lambda c: reads.counts(c, queues))
 
     async def workers(self) -> list[WorkerInfo]:
         """Workers whose last heartbeat is within the last minute."""
-        found, _ = await self._fetch("workers_seen", {"ttl": WORKER_TTL, "now": self._now()})
-        return [rows.worker_from_row(row) for row in found]
+        return await self._call(reads.workers, WORKER_TTL)
 
     # -- controlling ---------------------------------------------------------------------------
 
@@ -498,11 +351,21 @@ class PostgresBroker:
 
     async def _fetch_none(self, name: str, params: Mapping[str, Any]) -> None:
         """Run query `name`, which returns no rows."""
+        await self._run(lambda connection: connection.execute(Q[name], params))
 
-        async def work(connection: Connection) -> None:
-            await connection.execute(Q[name], params)
+    # -- routing (topology.py) -----------------------------------------------------------------
 
-        await self._run(work)
+    async def topology(self) -> Topology:
+        """The stored exchanges and bindings, sorted; see Broker.topology."""
+        return await self._run(stored_topology.select)
+
+    async def declare(self, exchanges: Sequence[Exchange], bindings: Sequence[Binding]) -> None:
+        """Store exchanges and bindings in one statement; see Broker.declare."""
+        await self._run(lambda c: stored_topology.declare(c, exchanges, bindings))
+
+    async def unbind(self, bindings: Sequence[Binding]) -> int:
+        """Delete these bindings in one statement; see Broker.unbind."""
+        return await self._run(lambda c: stored_topology.unbind(c, bindings))
 
     # -- schedules (schedules.py) --------------------------------------------------------------
 
@@ -531,28 +394,3 @@ class PostgresBroker:
         return await self._run(
             lambda c: schedules.fire(c, firing, now=now, enqueue=self._enqueue_keyed)
         )
-
-
-def _first_of_each(specs: Sequence[JobSpec], pending: Sequence[int]) -> tuple[list[int], list[int]]:
-    """Split `pending` (positions in `specs`, in order) into the specs one insert can decide
-    and those that must wait: a spec waits if an earlier pending one has its id or its (task,
-    key), since what it is a duplicate of depends on how that one is settled."""
-    chosen: list[int] = []
-    later: list[int] = []
-    ids: set[JobId] = set()
-    keys: set[Key] = set()
-    for i in pending:
-        spec = specs[i]
-        key = _key(spec)
-        if spec.id in ids or (key is not None and key in keys):
-            later.append(i)
-        else:
-            chosen.append(i)
-        ids.add(spec.id)
-        if key is not None:
-            keys.add(key)
-    return chosen, later
-
-
-def _key(spec: JobSpec) -> Key | None:
-    return None if spec.idempotency_key is None else (spec.task, spec.idempotency_key)

@@ -491,3 +491,36 @@ UPDATE schedules SET
     last_slot = %(last_slot)s, last_job_id = %(last_job_id)s,
     last_fired_at = %(now)s::timestamptz
 WHERE name = %(name)s;
+
+-- name: topology_select
+-- Every exchange, then every binding, each sorted as Broker.topology lists them (the columns
+-- are COLLATE "C", Python's order): one statement, so one snapshot of both tables.
+SELECT * FROM (
+    SELECT 0 AS part, name AS a, kind AS b, unroutable AS c FROM exchanges
+    UNION ALL
+    SELECT 1, exchange, destination, key FROM bindings
+) AS stored
+ORDER BY part, a, b, c;
+
+-- name: topology_declare
+-- Exchanges (a name declared again takes the new kind and flag) and bindings (each stored
+-- once) in one statement; the caller sends each name and binding once, in order, so racing
+-- declares lock rows in one order.
+WITH declared AS (
+    INSERT INTO exchanges (name, kind, unroutable)
+    SELECT * FROM unnest(%(names)s::text[], %(kinds)s::text[], %(unroutables)s::text[])
+    ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, unroutable = excluded.unroutable
+)
+INSERT INTO bindings (exchange, destination, key)
+SELECT * FROM unnest(%(exchanges)s::text[], %(destinations)s::text[], %(keys)s::text[])
+ON CONFLICT DO NOTHING;
+
+-- name: topology_unbind
+WITH gone AS (
+    DELETE FROM bindings AS b
+    USING unnest(%(exchanges)s::text[], %(destinations)s::text[], %(keys)s::text[])
+        AS u (exchange, destination, key)
+    WHERE b.exchange = u.exchange AND b.destination = u.destination AND b.key = u.key
+    RETURNING 1
+)
+SELECT count(*) AS deleted FROM gone;

@@ -10,7 +10,6 @@ land together or not at all, and a firing that lost the race to another stores n
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -23,14 +22,12 @@ from errands.brokers.contract import (
     ScheduleRecord,
 )
 from errands.brokers.postgres.pool import Connection
-from errands.brokers.postgres.sql import Q
+from errands.brokers.postgres.sql import Now, Q
 from errands.brokers.values import skipped_from_json, skipped_json
 from errands.job import JobSpec
 
 #: The broker's enqueue, run on the firing's connection inside its transaction.
 Enqueue = Callable[[Connection, Sequence[JobSpec]], Awaitable[list[Enqueued]]]
-#: The broker's clock for a statement: 'now' (the server's) or a test's instant.
-Now = datetime | str
 
 
 async def select(connection: Connection, names: Sequence[str] | None) -> list[ScheduleRecord]:

@@ -10,53 +10,45 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import (
-    BusyLoadingError,
-    ClusterDownError,
-    MasterDownError,
-    OutOfMemoryError,
-    ReadOnlyError,
-    RedisClusterException,
-    RedisError,
-    TryAgainError,
-)
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
 from errands.brokers import waiters
 from errands.brokers.contract import (
+    Binding,
     Capabilities,
     Claimed,
     ClaimOptions,
     Counts,
     Enqueued,
+    Exchange,
     Extended,
     Firing,
     JobQuery,
     Page,
     ScheduleEntry,
     ScheduleRecord,
+    Topology,
     WorkerInfo,
 )
 from errands.brokers.redis import records
+from errands.brokers.redis.clients import connect
 from errands.brokers.redis.durability import check_durability
+from errands.brokers.redis.errors import closed_transport, translated
 from errands.brokers.redis.keys import Keys
 from errands.brokers.redis.notices import Notices
 from errands.brokers.redis.schedules import fire_args, put_args, schedule_records
 from errands.brokers.redis.scripts import Scripts
+from errands.brokers.redis.topology import declare_args, stored_topology, unbind_args
 from errands.brokers.redis.url import parse_url
-from errands.brokers.values import at_ms, heartbeat_from_json, heartbeat_json, ms_at, progress_json
+from errands.brokers.values import at_ms, ms_at
 from errands.brokers.waiters import Readiness
 from errands.clock import Clock, SystemClock, to_ms
-from errands.errors import BrokerError, BrokerFull, BrokerUnavailable
+from errands.errors import BrokerUnavailable
 from errands.job import CancelReason, Job, JobId, JobSpec, JobState, Progress
 from errands.lease import Lease, new_token
 from errands.outcome import Outcome
@@ -69,18 +61,6 @@ SCHEMA: Final = 1  # the key layout's version (keys.py)
 #: TCP timeout, many minutes, instead of raising BrokerUnavailable.
 TIMEOUT: Final = 5.0
 WORKER_TTL: Final = timedelta(seconds=60)
-#: Errors that mean Redis cannot be reached or cannot serve right now.
-_UNAVAILABLE: Final = (
-    RedisConnectionError,
-    RedisTimeoutError,
-    BusyLoadingError,
-    ClusterDownError,
-    TryAgainError,
-    MasterDownError,
-    ReadOnlyError,
-    RedisClusterException,
-    OSError,
-)
 
 
 class RedisBroker:
@@ -134,34 +114,7 @@ class RedisBroker:
         """Connect, load the scripts and record the key layout's version; idempotent."""
         if self._scripts is not None:
             return
-        # A couple of quick retries ride out a dropped pooled connection (a Redis restart);
-        # longer outages surface as BrokerUnavailable and the caller's own loop retries.
-        retry = Retry(ExponentialBackoff(cap=0.2, base=0.02), 2)
-        if self._url.cluster:
-            cluster = RedisCluster.from_url(
-                self._url.connect,
-                retry=retry,
-                socket_timeout=TIMEOUT,
-                socket_connect_timeout=TIMEOUT,
-            )
-            async with self._errors():
-                await cluster.initialize()
-            node = cluster.get_node_from_key(self._keys.meta)
-            if node is None:
-                await cluster.aclose()
-                raise BrokerUnavailable(f"no Redis Cluster node serves {self.location}")
-            self._client = cluster
-            self._node = aioredis.Redis(
-                host=node.host, port=int(node.port), **_credentials(cluster)
-            )
-        else:
-            self._client = aioredis.Redis.from_url(
-                self._url.connect,
-                retry=retry,
-                socket_timeout=TIMEOUT,
-                socket_connect_timeout=TIMEOUT,
-            )
-            self._node = self._client
+        self._client, self._node = await connect(self._url, self._keys, TIMEOUT)
         self._scripts = Scripts(self._client, self._keys)
         self._notices = Notices(self._node, self._keys)
         try:
@@ -194,31 +147,16 @@ class RedisBroker:
 
     # -- calling scripts -----------------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def _errors(self) -> AsyncIterator[None]:
-        try:
-            yield
-        except RuntimeError as error:
-            if not _closed_transport(error):
-                raise
-            raise BrokerUnavailable(f"Redis at {self.location} unavailable: {error}") from error
-        except OutOfMemoryError as error:
-            raise BrokerFull(f"Redis at {self.location} is out of memory: {error}") from error
-        except _UNAVAILABLE as error:
-            raise BrokerUnavailable(f"Redis at {self.location} unavailable: {error}") from error
-        except RedisError as error:
-            raise BrokerError(f"Redis at {self.location} refused a call: {error}") from error
-
     async def _run(self, name: str, *args: Any) -> Any:
         if self._scripts is None:
             await self.open()
         assert self._scripts is not None
         self.calls += 1
-        async with self._errors():
+        async with translated(self.location):
             try:
                 return await self._scripts.run(name, self._now_ms(), args)
             except RuntimeError as error:
-                if not _closed_transport(error):
+                if not closed_transport(error):
                     raise
                 # uvloop refuses the write on a connection that died while pooled, before a
                 # byte is sent, and redis-py's retry does not know that error: try once more on
@@ -236,11 +174,7 @@ class RedisBroker:
         """Store every spec in one script call; see Broker.enqueue_many."""
         if not specs:
             return []
-        reply = await self._run("enqueue", *records.spec_args(specs))
-        return [
-            Enqueued(reply[i].decode(), duplicate=bool(reply[i + 1]))
-            for i in range(0, len(reply), 2)
-        ]
+        return records.enqueued(await self._run("enqueue", *records.spec_args(specs)))
 
     # -- working -------------------------------------------------------------------------------
 
@@ -276,10 +210,7 @@ class RedisBroker:
         progress: Mapping[JobId, Progress],
     ) -> Extended:
         """Push back every held lease in one script call; see Broker.extend."""
-        args: list[Any] = [to_ms(lease), heartbeat.id, heartbeat_json(heartbeat)]
-        for held in leases:
-            said = progress.get(held.job_id)
-            args += (held.job_id, held.token, "" if said is None else progress_json(said))
+        args = records.extend_args(leases, lease, heartbeat, progress)
         kept, cancels, expires_ms = await self._run("extend", *args)
         expires_at = at_ms(int(expires_ms))
         return Extended(
@@ -364,20 +295,11 @@ class RedisBroker:
     async def counts(self, queues: Sequence[str] | None = None) -> Counts:
         """Jobs per queue and state, and the paused queues."""
         every = queues is None
-        reply = await self._run("counts", 1 if every else 0, *(queues or ()))
-        by_queue: dict[str, dict[JobState, int]] = {}
-        for i in range(1, len(reply), 2):
-            flat = reply[i + 1]
-            states = {JobState(flat[j].decode()): int(flat[j + 1]) for j in range(0, len(flat), 2)}
-            by_queue[reply[i].decode()] = {state: n for state, n in states.items() if n}
-        return Counts(by_queue, frozenset(name.decode() for name in reply[0]))
+        return records.counts(await self._run("counts", 1 if every else 0, *(queues or ())))
 
     async def workers(self) -> list[WorkerInfo]:
         """Workers whose last heartbeat is within the last minute."""
-        reply = await self._run("workers", to_ms(WORKER_TTL))
-        return [
-            heartbeat_from_json(reply[i], int(float(reply[i + 1]))) for i in range(0, len(reply), 2)
-        ]
+        return records.workers(await self._run("workers", to_ms(WORKER_TTL)))
 
     # -- controlling ---------------------------------------------------------------------------
 
@@ -405,6 +327,21 @@ class RedisBroker:
     async def resume(self, queues: Sequence[str]) -> None:
         """Claims take these queues again."""
         await self._run("pause", 0, *queues)
+
+    # -- routing (topology.py encodes and decodes; the scripts store) -------------------------
+
+    async def topology(self) -> Topology:
+        """Every stored exchange and binding, sorted; see Broker.topology."""
+        return stored_topology(await self._run("topology"))
+
+    async def declare(self, exchanges: Sequence[Exchange], bindings: Sequence[Binding]) -> None:
+        """Store exchanges and bindings in one script call; see Broker.declare."""
+        if exchanges or bindings:
+            await self._run("declare", *declare_args(exchanges, bindings))
+
+    async def unbind(self, bindings: Sequence[Binding]) -> int:
+        """Delete these bindings; returns how many existed."""
+        return int(await self._run("unbind", *unbind_args(bindings))) if bindings else 0
 
     # -- schedules (schedules.py encodes and decodes; the scripts store and fence) -------------
 
@@ -439,15 +376,3 @@ class RedisBroker:
         """Enqueue a firing's jobs and move its schedule's cursor in one script call, if the
         cursor still holds; see Broker.fire."""
         return bool(await self._run("fire", *fire_args(firing)))
-
-
-def _closed_transport(error: RuntimeError) -> bool:
-    """uvloop's error for a write to a closed connection (asyncio raises ConnectionError)."""
-    return "handler is closed" in str(error)
-
-
-def _credentials(cluster: RedisCluster) -> dict[str, Any]:
-    """What a plain client to one node of `cluster` needs to log in like the cluster client."""
-    kwargs = cluster.get_connection_kwargs()
-    wanted = ("username", "password", "ssl", "ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile")
-    return {name: kwargs[name] for name in wanted if name in kwargs}

@@ -25,6 +25,8 @@ Layout (P is the tagged prefix):
 | P:workers, P:seen      | hash, zset | heartbeats (JSON) by worker id; last seen (ms)       |
 | P:schedule:<name>      | hash   | one schedule (SCHEDULE_FIELDS below)                     |
 | P:schedules            | zset   | every schedule's name, all scored 0 (so by name)         |
+| P:exchanges            | hash   | exchange name -> JSON {kind, unroutable} (topology.py)   |
+| P:bindings             | set    | bindings, each the JSON [exchange, destination, key]     |
 | P:notify:ready/done    | channel | published after writes that may wake workers / waiters |
 """
 
@@ -87,6 +89,8 @@ SINGLE: Final = {
     "workers": "workers",
     "seen": "seen",
     "schedules": "schedules",
+    "exchanges": "exchanges",
+    "bindings": "bindings",
     "ready_channel": "notify:ready",
     "done_channel": "notify:done",
 }

@@ -4,17 +4,26 @@ an outcome or a heartbeat meets Redis's flat lists of strings."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
 
 import msgspec
 
-from errands.brokers.contract import Claimed
+from errands.brokers.contract import Claimed, Counts, Enqueued, WorkerInfo
 from errands.brokers.redis.keys import FIELDS
-from errands.brokers.values import at_ms, error_json, errors_from_json, ms_at, progress_from_json
+from errands.brokers.values import (
+    at_ms,
+    error_json,
+    errors_from_json,
+    heartbeat_from_json,
+    heartbeat_json,
+    ms_at,
+    progress_from_json,
+    progress_json,
+)
 from errands.clock import from_ms, to_ms
-from errands.job import CancelReason, FailReason, Job, JobSpec, JobState
+from errands.job import CancelReason, FailReason, Job, JobId, JobSpec, JobState, Progress
 from errands.lease import Lease
 from errands.outcome import (
     Cancelled,
@@ -61,6 +70,28 @@ def spec_args(specs: Sequence[JobSpec]) -> list[Any]:
     return args
 
 
+def enqueued(reply: Sequence[Any]) -> list[Enqueued]:
+    """What an enqueue reply says of each spec: its id and whether it was a duplicate."""
+    return [
+        Enqueued(reply[i].decode(), duplicate=bool(reply[i + 1])) for i in range(0, len(reply), 2)
+    ]
+
+
+def extend_args(
+    leases: Sequence[Lease],
+    lease: timedelta,
+    heartbeat: WorkerInfo,
+    progress: Mapping[JobId, Progress],
+) -> list[Any]:
+    """The extend script's ARGV after `now`: the lease, the heartbeat, then id, token and
+    progress ("" when none was said) of each held lease."""
+    args: list[Any] = [to_ms(lease), heartbeat.id, heartbeat_json(heartbeat)]
+    for held in leases:
+        said = progress.get(held.job_id)
+        args += (held.job_id, held.token, "" if said is None else progress_json(said))
+    return args
+
+
 def outcome_args(outcomes: Sequence[Outcome]) -> list[Any]:
     """The finish script's ARGV after `now`: kind, id, token and two values per outcome."""
     args: list[Any] = []
@@ -101,6 +132,24 @@ def claimed(reply: Sequence[Any]) -> list[Claimed]:
         lease = Lease(held.id, held.attempt, reply[start].decode(), expires)
         out.append(Claimed(held, lease))
     return out
+
+
+def counts(reply: Sequence[Any]) -> Counts:
+    """Counts from a counts reply: the paused queues, then each queue and its flat state counts
+    (states without jobs left out)."""
+    by_queue: dict[str, dict[JobState, int]] = {}
+    for i in range(1, len(reply), 2):
+        flat = reply[i + 1]
+        states = {JobState(flat[j].decode()): int(flat[j + 1]) for j in range(0, len(flat), 2)}
+        by_queue[reply[i].decode()] = {state: n for state, n in states.items() if n}
+    return Counts(by_queue, frozenset(name.decode() for name in reply[0]))
+
+
+def workers(reply: Sequence[Any]) -> list[WorkerInfo]:
+    """Heartbeats from a workers reply: JSON and last seen (ms) each."""
+    return [
+        heartbeat_from_json(reply[i], int(float(reply[i + 1]))) for i in range(0, len(reply), 2)
+    ]
 
 
 def job(reply: Sequence[Any], start: int) -> Job:

@@ -40,10 +40,15 @@ NAMES: Final = (
     "remove_schedules",
     "pause_schedules",
     "fire",
+    "topology",
+    "declare",
+    "unbind",
 )
 
 #: Scripts that only read.
-READ_ONLY: Final = frozenset({"get", "list", "counts", "workers", "readiness", "schedules"})
+READ_ONLY: Final = frozenset(
+    {"get", "list", "counts", "workers", "readiness", "schedules", "topology"}
+)
 
 Arg = str | bytes | int | float
 

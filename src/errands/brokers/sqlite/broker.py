@@ -16,20 +16,24 @@ from typing import Final, TypedDict
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from errands.brokers.contract import (
+    Binding,
     Capabilities,
     Claimed,
     ClaimOptions,
     Counts,
     Enqueued,
+    Exchange,
     Extended,
     Firing,
     JobQuery,
     Page,
     ScheduleEntry,
     ScheduleRecord,
+    Topology,
     WorkerInfo,
 )
 from errands.brokers.sqlite import leases, maintenance, reads, schedules, writes
+from errands.brokers.sqlite import topology as stored_topology
 from errands.brokers.sqlite.database import Database
 from errands.brokers.sqlite.grouping import GroupCommit
 from errands.brokers.sqlite.rows import jobs_from_rows, lease_from_row
@@ -305,6 +309,20 @@ class SQLiteBroker:
         """Claims take these queues again."""
         await self._db.write(writes.resume, queues)
         self._wakeup.notify(READY)
+
+    # -- routing -------------------------------------------------------------------------------
+
+    async def topology(self) -> Topology:
+        """The stored exchanges and bindings; see Broker.topology."""
+        return await self._db.read(stored_topology.select)
+
+    async def declare(self, exchanges: Sequence[Exchange], bindings: Sequence[Binding]) -> None:
+        """Store exchanges and bindings in one transaction; see Broker.declare."""
+        await self._db.write(stored_topology.declare, exchanges, bindings)
+
+    async def unbind(self, bindings: Sequence[Binding]) -> int:
+        """Delete these bindings; see Broker.unbind."""
+        return await self._db.write(stored_topology.unbind, bindings)
 
     # -- schedules -----------------------------------------------------------------------------
 

@@ -323,3 +323,19 @@ UPDATE schedules SET
     last_fired_at = CASE WHEN :ran THEN :now ELSE last_fired_at END,
     skipped = :skipped
 WHERE name = :name AND paused = 0 AND cursor = :cursor;
+
+-- name: exchanges_select
+SELECT name, kind, unroutable FROM exchanges ORDER BY name;
+
+-- name: bindings_select
+SELECT exchange, destination, key FROM bindings ORDER BY exchange, destination, key;
+
+-- name: exchange_put
+INSERT INTO exchanges (name, kind, unroutable) VALUES (:name, :kind, :unroutable)
+ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, unroutable = excluded.unroutable;
+
+-- name: binding_put
+INSERT OR IGNORE INTO bindings (exchange, destination, key) VALUES (:exchange, :destination, :key);
+
+-- name: binding_delete
+DELETE FROM bindings WHERE exchange = :exchange AND destination = :destination AND key = :key;

@@ -12,8 +12,8 @@ pytest.importorskip("psycopg")
 import psycopg
 from psycopg import errors as pg_errors
 
-from errands.brokers.postgres.broker import _first_of_each
 from errands.brokers.postgres.database import translate
+from errands.brokers.postgres.enqueue import _first_of_each
 from errands.brokers.postgres.rows import Transition, transition
 from errands.errors import BrokerError, BrokerFull, BrokerUnavailable
 from errands.job import (
