@@ -12,7 +12,7 @@ from errands.brokers.contract import (
     Topology,
     WorkerInfo,
 )
-from errands.current import RunningJob, current_job
+from errands.current import RunningJob, current_job, progress
 from errands.errors import (
     BlockingCallInEventLoop,
     BrokerError,
@@ -42,6 +42,7 @@ from errands.job import (
     Job,
     JobSpec,
     JobState,
+    Progress,
 )
 from errands.lease import Lease
 from errands.retry import RetryPolicy
@@ -85,6 +86,7 @@ __all__ = [
     "LeaseLost",
     "MalformedMessage",
     "Middleware",
+    "Progress",
     "ResultExpired",
     "ResultTimeout",
     "Retry",
@@ -107,6 +109,7 @@ __all__ = [
     "WorkerInfo",
     "current_job",
     "from_url",
+    "progress",
     "wait",
     "wait_async",
 ]

@@ -6,14 +6,15 @@ its own job.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import math
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
-from errands.job import JobId
+from errands.job import JobId, Progress
 
 #: Headers a scheduler sets on the jobs it enqueues (scheduling/scheduler.py).
 SCHEDULE_HEADER: Final = "errands-schedule"
@@ -29,6 +30,8 @@ class RunningJob:
     queue: str
     attempt: int
     headers: Mapping[str, str] = field(default_factory=dict)
+    #: Where `progress()` reports go (the worker's lease keeper); None: nowhere.
+    report: Callable[[Progress], None] | None = field(default=None, compare=False, repr=False)
 
     @property
     def schedule(self) -> str | None:
@@ -52,6 +55,26 @@ def current_job() -> RunningJob:
     if job is None:
         raise LookupError("current_job() is only known inside a task that a worker runs")
     return job
+
+
+def progress(fraction: float, message: str = "") -> None:
+    """Say how far the running task is: `fraction` from 0 to 1 and a short message.
+
+    Cheap to call often: the latest report is stored with the worker's next lease extension
+    (about every half second), not written per call; `job.refresh().progress` shows it.
+    ValueError for a fraction outside 0..1; LookupError outside a task run by a worker.
+    """
+    if not isinstance(fraction, int | float) or math.isnan(fraction) or not 0 <= fraction <= 1:
+        raise ValueError(f"progress fraction must be a number from 0 to 1, got {fraction!r}")
+    if not isinstance(message, str):
+        raise TypeError(f"progress message must be a string, got {message!r}")
+    job = current_job()
+    if job.report is not None:
+        job.report(Progress(float(fraction), message[:MESSAGE_MAX]))
+
+
+#: A progress message longer than this is cut: it rides on every lease extension.
+MESSAGE_MAX: Final = 500
 
 
 @contextmanager

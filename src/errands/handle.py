@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from errands import codec
 from errands.errors import JobFailed, JobNotFound, ResultTimeout
-from errands.job import TERMINAL_STATES, Job, JobId, JobState
+from errands.job import TERMINAL_STATES, Job, JobId, JobState, Progress
 
 if TYPE_CHECKING:
     from errands.app import App
@@ -65,6 +65,14 @@ class JobHandle(Generic[R]):
     def refresh(self) -> Job:
         """Blocking twin of `refresh_async`."""
         return self.app.portal.call(self.refresh_async)
+
+    async def progress_async(self) -> Progress | None:
+        """What the running task last reported with `errands.progress` (fetched now), or None."""
+        return (await self.refresh_async()).progress
+
+    def progress(self) -> Progress | None:
+        """Blocking twin of `progress_async`."""
+        return self.app.portal.call(self.progress_async)
 
     async def result_async(self, timeout: timedelta | float = timedelta(seconds=30)) -> R:
         """The task's return value once the job ends; JobFailed if it failed or was cancelled,

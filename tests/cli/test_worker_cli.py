@@ -80,6 +80,7 @@ def test_options_become_worker_arguments_in_their_units(
         "max_memory_hard": 512 * 1024 * 1024,
         "prefetch": 2,
         "scheduler": None,
+        "strict": None,
     }
 
 
@@ -284,3 +285,24 @@ def test_a_worker_process_runs_jobs_and_exits_0_on_sigterm(
     assert f"queues=default concurrency={concurrency} pools={pools} broker={database}\n" in log
     assert "SIGTERM: stopping" in log
     assert "stopped after 2 jobs" in log
+
+
+def test_weighted_queues_reach_the_worker_as_a_mapping(
+    runner: CliRunner, modules: AppModules, served: Served
+) -> None:
+    name, _ = modules.shop("memory://")
+    result = runner.invoke(main, ["worker", name, "--queues", "mail=3,default=1"])
+    assert result.exit_code == 0, result.output
+    assert served.options["queues"] == {"mail": 3, "default": 1}
+
+
+def test_weights_with_strict_or_on_only_some_queues_exit_2(
+    runner: CliRunner, modules: AppModules
+) -> None:
+    name, _ = modules.shop("memory://")
+    both = runner.invoke(main, ["worker", name, "--queues", "mail=3,default=1", "--strict"])
+    assert both.exit_code == 2
+    assert "--strict" in both.output
+    some = runner.invoke(main, ["worker", name, "--queues", "mail=3,default"])
+    assert some.exit_code == 2
+    assert "every queue a weight" in some.output

@@ -22,6 +22,7 @@ from errands.cli.logs import configure_logging, flush_logs_every
 from errands.errors import ErrandsError
 from errands.loops import new_event_loop
 from errands.task import POOLS, PoolName
+from errands.worker import queue_order
 from errands.worker.worker import Worker
 
 from .target import Target, target_argument
@@ -34,26 +35,27 @@ T = TypeVar("T")
 
 
 if TYPE_CHECKING:
-    _QueuesType = click.ParamType[tuple[str, ...]]
+    _QueuesType = click.ParamType[tuple[str, ...] | dict[str, int]]
 else:  # click < 8.4 has no generic ParamType to subscript at run time
     _QueuesType = click.ParamType
 
 
 class QueueList(_QueuesType):
-    """ "a,b" -> ("a", "b"); an empty list or an empty name is a usage error naming the value."""
+    """ "a,b" -> ("a", "b"); "a=3,b=1" -> {"a": 3, "b": 1} (weights); a bad list is a usage
+    error naming the value."""
 
-    name = "a,b"
+    name = "a,b|a=3,b=1"
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> tuple[str, ...]:
-        """Split on commas; refuse empty names."""
-        if isinstance(value, tuple):
+    ) -> tuple[str, ...] | dict[str, int]:
+        """Split on commas; NAME=WEIGHT gives weights; refuse empty names and bad weights."""
+        if isinstance(value, tuple | dict):
             return value
-        names = tuple(part.strip() for part in str(value).split(","))
-        if not all(names):
-            self.fail(f"{value!r} is not a comma-separated list of queue names", param, ctx)
-        return names
+        try:
+            return queue_order.parse(str(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
 
 
 @click.command("worker")
@@ -61,7 +63,13 @@ class QueueList(_QueuesType):
 @click.option(
     "--queues",
     type=QueueList(),
-    help="Queues to claim from, comma-separated.  [default: every queue of the app's tasks]",
+    help="Queues to claim from, comma-separated; NAME=WEIGHT for a weighted random order per "
+    "claim (high=3,default=1).  [default: every queue of the app's tasks, by job priority]",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Claim the queues strictly in the order given: a later one only gets free slots.",
 )
 @click.option(
     "--concurrency", type=click.IntRange(min=1), help="Jobs run at once.  [default: by pool]"
@@ -123,7 +131,8 @@ class QueueList(_QueuesType):
 )
 def worker_command(
     target: Target,
-    queues: tuple[str, ...] | None,
+    queues: tuple[str, ...] | dict[str, int] | None,
+    strict: bool,
     concurrency: int | None,
     pool: str | None,
     grace: float | None,
@@ -143,8 +152,10 @@ def worker_command(
     """
     configure_logging(log_level)
     catch_early_signals()  # again, for callers that skip the group (tests, embedding)
+    if strict and isinstance(queues, dict):
+        raise click.UsageError("--strict orders plain queue names; weights order them already")
     if queues:
-        warn_unused_queues(target, queues)
+        warn_unused_queues(target, list(queues))
     # Process-pool children import the App the way this process did.
     target.app.import_ref = target.ref
     if pool == "process" and concurrency is None:
@@ -152,6 +163,7 @@ def worker_command(
         concurrency = processes
     options: dict[str, Any] = {
         "queues": queues,
+        "strict": True if strict else None,
         "concurrency": concurrency,
         "pool": cast(PoolName | None, pool),
         "grace": timedelta(seconds=grace) if grace is not None else None,

@@ -40,6 +40,11 @@ class LeaseKeeper:
         """Start keeping `lease` alive."""
         self.held[lease.job_id] = lease
 
+    def report(self, job_id: JobId, progress: Progress) -> None:
+        """Keep the latest progress of a held job for the next extend (one write per tick)."""
+        if job_id in self.held:
+            self.progress[job_id] = progress
+
     def finishing(self, job_id: JobId) -> None:
         """The job's outcome is on its way to the broker: keep extending its lease until it
         lands, but a lease missing from an extend reply is then no news (the finish may have

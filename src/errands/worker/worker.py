@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import secrets
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from errands.brokers.contract import Broker, Claimed, ClaimOptions, WorkerInfo
-from errands.job import JobId
+from errands.job import JobId, Progress
 from errands.outcome import Cancelled, Outcome, Released
 from errands.policy import after_crash
 from errands.scheduling.scheduler import Scheduler
@@ -34,6 +35,7 @@ from errands.worker.pools.coroutines import CoroutinePool
 from errands.worker.pools.processes import ProcessPool
 from errands.worker.pools.threads import ThreadPool
 from errands.worker.prefetch import Prefetch
+from errands.worker.queue_order import QueueOrder
 
 if TYPE_CHECKING:
     from errands.app import App
@@ -53,7 +55,8 @@ class Worker:
         self,
         app: App,
         *,
-        queues: Sequence[str] | None = None,
+        queues: Sequence[str] | Mapping[str, int] | None = None,
+        strict: bool | None = None,
         concurrency: int | None = None,
         pool: PoolName | None = None,
         grace: timedelta | None = None,
@@ -69,7 +72,9 @@ class Worker:
     ) -> None:
         self.app, self.settings = app, app.settings
         self._hooks = Hooks(app.middleware if middleware is None else middleware)
-        self.queues = tuple(queues or app.queues)
+        #: How a claim walks the queues (queue_order.py); `queues` may map names to weights.
+        self.queue_order = QueueOrder.of(queues or app.queues, strict=bool(strict))
+        self.queues = self.queue_order.queues
         self.forced_pool = pool
         if concurrency is None and processes and self._pool_names() == {"process"}:
             concurrency = processes  # one slot per child; the prefetch comes on top
@@ -260,7 +265,12 @@ class Worker:
         """Claim up to `n` jobs; a broker error (locked, full, gone) is logged and waited out,
         never the end of the worker: it keeps its running jobs and tries again."""
         try:
-            claimed = await broker.claim(ClaimOptions(self.queues, n, self.lease, self.id))
+            claimed: list[Claimed] = []
+            for queues in self.queue_order.rounds():
+                asked = ClaimOptions(queues, n - len(claimed), self.lease, self.id)
+                claimed += await broker.claim(asked)
+                if len(claimed) == n:
+                    break
         except Exception as error:
             self._claim_failures += 1
             pause = min(CLAIM_RETRY_CAP, 0.1 * 2**self._claim_failures)
@@ -317,6 +327,15 @@ class Worker:
         if not isinstance(prepared, Invocation):
             return prepared  # dead-lettered; the JobLog middleware says why
         pool = self._pool_for(prepared)
+        job_id, loop = claimed.job.id, asyncio.get_running_loop()
+
+        def report(progress: Progress) -> None:
+            # From a pool thread too: the keeper lives on this loop.
+            loop.call_soon_threadsafe(self._keeper.report, job_id, progress)
+
+        prepared = dataclasses.replace(
+            prepared, job=dataclasses.replace(prepared.job, report=report)
+        )
         try:
             return await pool.run(claimed, prepared)
         except (asyncio.CancelledError, KeyboardInterrupt):

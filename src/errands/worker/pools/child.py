@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
+import functools
 import importlib
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -21,6 +23,7 @@ import psutil
 
 from errands.brokers.contract import Claimed
 from errands.errors import Timeout
+from errands.job import Progress
 from errands.outcome import Outcome
 from errands.worker.execution import Invocation, attempt, prepare, timed_out
 
@@ -28,6 +31,8 @@ if TYPE_CHECKING:
     from errands.app import App
 
 PR_SET_PDEATHSIG = 1
+#: Tags a progress report on the pipe; every other message is a job's (outcome, rss).
+PROGRESS = "progress"
 
 
 def main(conn: Connection, app_ref: str, max_jobs: int | None) -> None:
@@ -45,18 +50,22 @@ def main(conn: Connection, app_ref: str, max_jobs: int | None) -> None:
             return
         if message is None:
             return
-        outcome = run_one(message, app)
+        outcome = run_one(message, app, report=functools.partial(_send_progress, conn))
         served += 1
         conn.send((outcome, process.memory_info().rss))
 
 
-def run_one(claimed: Claimed, app: App) -> Outcome:
+def run_one(
+    claimed: Claimed, app: App, report: Callable[[Progress], None] | None = None
+) -> Outcome:
     """Decode and run one job under its soft time limit. Once the limit has fired, the attempt
     fails with `timeout` even if the task caught errands.Timeout and returned: as in the other
-    pools, a limit ends the attempt whatever the task does after."""
+    pools, a limit ends the attempt whatever the task does after. `report` carries the task's
+    progress reports to the parent."""
     prepared = prepare(claimed, app.registry)
     if not isinstance(prepared, Invocation):
         return prepared
+    prepared = dataclasses.replace(prepared, job=dataclasses.replace(prepared.job, report=report))
     limit = prepared.timeout.total_seconds() if prepared.timeout else 0.0
     with _soft_limit(limit, prepared.task.name) as fired:
         outcome = attempt(claimed, prepared)
@@ -84,6 +93,10 @@ def _soft_limit(seconds: float, name: str) -> Iterator[list[bool]]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def _send_progress(conn: Connection, progress: Progress) -> None:
+    conn.send((PROGRESS, progress))
 
 
 def load_app(app_ref: str) -> App:

@@ -126,7 +126,7 @@ class ProcessPool:
         one.busy = True
         try:
             one.conn.send(claimed)
-            outcome, one.rss = await asyncio.wait_for(_receive(one.conn), hard)
+            outcome, one.rss = await asyncio.wait_for(_outcome(one.conn, invocation), hard)
         except TimeoutError:
             await self._kill(one)
             return timed_out(
@@ -199,7 +199,7 @@ def _wake(ready: asyncio.Future[None]) -> None:
         ready.set_result(None)
 
 
-async def _receive(conn: Connection) -> tuple[Outcome, int]:
+async def _receive(conn: Connection) -> Any:
     """Wait until `conn` is readable without a thread, then read one message."""
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[None] = loop.create_future()
@@ -209,8 +209,17 @@ async def _receive(conn: Connection) -> tuple[Outcome, int]:
         await ready
     finally:
         loop.remove_reader(fd)
-    message: Any = conn.recv()
-    return message  # type: ignore[no-any-return]
+    return conn.recv()
+
+
+async def _outcome(conn: Connection, invocation: Invocation) -> tuple[Outcome, int]:
+    """The job's (outcome, rss), passing on the progress reports that come before it."""
+    while True:
+        message: Any = await _receive(conn)
+        if message[0] != child.PROGRESS:
+            return message  # type: ignore[no-any-return]
+        if invocation.job.report is not None:
+            invocation.job.report(message[1])
 
 
 def _death(one: Child, claimed: Claimed) -> AttemptError:
