@@ -113,3 +113,13 @@ def test_unbinding_what_is_not_bound_exits_1_saying_so(
     result = runner.invoke(main, ["exchanges", "unbind", name, "orders", "nowhere", "--key", "x"])
     assert result.exit_code == 1
     assert "no binding of 'nowhere'" in result.output
+
+
+def test_the_key_may_be_given_as_an_argument(runner: CliRunner, modules: AppModules) -> None:
+    name, app = router(modules)
+    bound = runner.invoke(main, ["exchanges", "bind", name, "orders", "us", "us.*"])
+    assert bound.exit_code == 0, bound.output
+    handles = app.registry["ship"].options(exchange="orders", routing_key="us.nyc").enqueue(1)
+    assert sorted(h.refresh().queue for h in handles) == ["audit", "us"]
+    both = runner.invoke(main, ["exchanges", "bind", name, "orders", "us", "a", "--key", "b"])
+    assert both.exit_code == 2

@@ -462,3 +462,23 @@ def test_a_worker_with_scheduler_runs_the_scheduled_jobs(ticker: Planner, tmp_pa
         slot = envelope.decode(bytes(job.payload)).headers[SLOT_HEADER]
         assert ticker.app.job(job.id).result(timeout=WITHIN) == slot
     assert code == 0, log
+
+
+def test_add_takes_name_and_task_as_options_too(runner: CliRunner, planner: Planner) -> None:
+    result = planner.cli(
+        runner,
+        "add",
+        "--name",
+        "pinger",
+        "--task",
+        "ping",
+        "--every",
+        "30s",
+        "--kwargs",
+        '{"host": "db"}',
+    )
+    assert result.exit_code == 0, result.output
+    assert planner.info("pinger").schedule is not None
+    missing = planner.cli(runner, "add", "--every", "30s")
+    assert missing.exit_code == 2
+    assert "missing NAME" in missing.output

@@ -90,9 +90,13 @@ def declare_command(target: Target, name: str, kind: str, unroutable: str) -> No
 @target_argument
 @click.argument("exchange")
 @click.argument("queue")
+@click.argument("key_argument", metavar="[KEY]", required=False)
 @click.option("--key", default="", help='The binding key ("eu.*", "#", "invoice").')
-def bind_command(target: Target, exchange: str, queue: str, key: str) -> None:
-    """Route the messages of EXCHANGE whose key matches --key to QUEUE."""
+def bind_command(
+    target: Target, exchange: str, queue: str, key_argument: str | None, key: str
+) -> None:
+    """Route the messages of EXCHANGE whose key matches KEY (or --key) to QUEUE."""
+    key = _key(key_argument, key)
     _call(lambda: target.app.exchanges.bind(exchange, queue, key))
     click.echo(f"bound {queue} to {exchange} with key {key!r}")
 
@@ -101,10 +105,21 @@ def bind_command(target: Target, exchange: str, queue: str, key: str) -> None:
 @target_argument
 @click.argument("exchange")
 @click.argument("queue")
+@click.argument("key_argument", metavar="[KEY]", required=False)
 @click.option("--key", default="", help="The key the binding was made with.")
-def unbind_command(target: Target, exchange: str, queue: str, key: str) -> None:
-    """Delete the binding of QUEUE to EXCHANGE with --key."""
+def unbind_command(
+    target: Target, exchange: str, queue: str, key_argument: str | None, key: str
+) -> None:
+    """Delete the binding of QUEUE to EXCHANGE with KEY (or --key)."""
+    key = _key(key_argument, key)
     _call(lambda: check_binding(Binding(exchange, queue, key)))
     if not _call(lambda: target.app.exchanges.unbind(exchange, queue, key)):
         raise click.ClickException(f"no binding of {queue!r} to {exchange!r} with key {key!r}")
     click.echo(f"unbound {queue} from {exchange} (key {key!r})")
+
+
+def _key(positional: str | None, option: str) -> str:
+    """The binding key, given as the KEY argument or --key (not two different ones)."""
+    if positional is not None and option and positional != option:
+        raise click.UsageError(f"two keys given: {positional!r} and --key {option!r}")
+    return positional if positional is not None else option

@@ -179,8 +179,10 @@ def next_command(target: Target, name: str, after: datetime | None, count: int) 
 
 @schedules_group.command("add")
 @target_argument
-@click.argument("name")
-@click.argument("task")
+@click.argument("name_argument", metavar="NAME", required=False)
+@click.argument("task_argument", metavar="TASK", required=False)
+@click.option("--name", "name_option", help="NAME, as an option.")
+@click.option("--task", "task_option", help="TASK, as an option.")
 @click.option("--cron", help='Five fields or an alias: "0 9 * * 1-5", "@daily".')
 @click.option("--every", type=Duration(), help="An interval: 30s, 5m, 1h.")
 @click.option("--tz", default="UTC", show_default=True, help="An IANA time zone.")
@@ -193,8 +195,10 @@ def next_command(target: Target, name: str, after: datetime | None, count: int) 
 @click.option("--start", type=Instant(), help="With --every: the anchor of the slots.")
 def add_command(
     target: Target,
-    name: str,
-    task: str,
+    name_argument: str | None,
+    task_argument: str | None,
+    name_option: str | None,
+    task_option: str | None,
     cron: str | None,
     every: timedelta | None,
     tz: str,
@@ -208,6 +212,8 @@ def add_command(
 ) -> None:
     """Store schedule NAME enqueueing TASK (a task name) in the broker; every scheduler picks
     it up within a second. Its first slot is after now."""
+    name = _one("NAME", name_argument, name_option)
+    task = _one("TASK", task_argument, task_option)
     args = _json_option("--args", args_json, list)
     kwargs = _json_option("--kwargs", kwargs_json, dict)
     if (cron is None) == (every is None):
@@ -233,6 +239,16 @@ def add_command(
     upcoming = schedule.upcoming(datetime.now(UTC), 1)
     first = f"; first run {upcoming[0].isoformat()}" if upcoming else ""
     click.echo(f"added schedule {name}: {schedule.describe()}{first}")
+
+
+def _one(what: str, argument: str | None, option: str | None) -> str:
+    """A value given as an argument or as its option, not both and not neither."""
+    if argument is not None and option is not None and argument != option:
+        raise click.UsageError(f"{what} given twice: {argument!r} and --{what.lower()} {option!r}")
+    value = argument if argument is not None else option
+    if not value:
+        raise click.UsageError(f"missing {what} (an argument, or --{what.lower()})")
+    return value
 
 
 def _json_option(option: str, text: str, kind: type) -> Any:
