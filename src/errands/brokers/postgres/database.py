@@ -3,8 +3,7 @@ turned into BrokerErrors.
 
 Connections are autocommit, so a verb of one statement is one transaction and one round trip;
 the verbs of several statements (a keyed enqueue, a schedule's firing) open a transaction
-themselves. What the statements do is left
-to broker.py, its verb modules and queries.sql.
+themselves. What the statements do is left to broker.py, its verb modules and queries.sql.
 """
 
 from __future__ import annotations
