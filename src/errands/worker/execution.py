@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -19,7 +19,7 @@ from errands import codec, envelope
 from errands.brokers.contract import Claimed
 from errands.current import RunningJob, running
 from errands.errors import MalformedMessage, Timeout
-from errands.job import AttemptError, ErrorKind, FailReason
+from errands.job import AttemptError, ErrorKind, FailReason, Progress
 from errands.outcome import Completed, Failed, Outcome
 from errands.policy import after_error
 from errands.task import Task
@@ -39,8 +39,13 @@ class Invocation:
     job: RunningJob
 
 
-def prepare(claimed: Claimed, registry: Mapping[str, Task[..., Any]]) -> Invocation | Outcome:
-    """Decode the payload, resolve the task, bind the arguments; or the Failed outcome."""
+def prepare(
+    claimed: Claimed,
+    registry: Mapping[str, Task[..., Any]],
+    report: Callable[[Progress], None] | None = None,
+) -> Invocation | Outcome:
+    """Decode the payload, resolve the task, bind the arguments; or the Failed outcome.
+    `report` receives the task's `errands.progress` calls."""
     try:
         env = envelope.decode(bytes(claimed.job.payload))
         args, kwargs = codec.from_wire(env.args), codec.from_wire(env.kwargs)
@@ -66,7 +71,9 @@ def prepare(claimed: Claimed, registry: Mapping[str, Task[..., Any]]) -> Invocat
     if problem:
         detail = TypeError(f"arguments do not fit {task.name}: {problem}")
         return _dead(claimed, FailReason.BAD_ARGUMENTS, ErrorKind.EXCEPTION, detail)
-    running_job = RunningJob(job.id, job.task, job.queue, claimed.lease.attempt, env.headers)
+    running_job = RunningJob(
+        job.id, job.task, job.queue, claimed.lease.attempt, env.headers, report
+    )
     return Invocation(task, args, kwargs, timeout or task.defaults.timeout, running_job)
 
 

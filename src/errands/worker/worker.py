@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
+import functools
 import logging
 import os
 import secrets
@@ -323,19 +323,11 @@ class Worker:
         return await self.prefetch.run(claimed.job.id, lambda: self._run_one(claimed))
 
     async def _run_one(self, claimed: Claimed) -> Outcome:
-        prepared = prepare(claimed, self.app.registry)
+        report = functools.partial(self._report, claimed.job.id)
+        prepared = prepare(claimed, self.app.registry, report)
         if not isinstance(prepared, Invocation):
             return prepared  # dead-lettered; the JobLog middleware says why
         pool = self._pool_for(prepared)
-        job_id, loop = claimed.job.id, asyncio.get_running_loop()
-
-        def report(progress: Progress) -> None:
-            # From a pool thread too: the keeper lives on this loop.
-            loop.call_soon_threadsafe(self._keeper.report, job_id, progress)
-
-        prepared = dataclasses.replace(
-            prepared, job=dataclasses.replace(prepared.job, report=report)
-        )
         try:
             return await pool.run(claimed, prepared)
         except (asyncio.CancelledError, KeyboardInterrupt):
@@ -343,6 +335,11 @@ class Worker:
         except Exception as error:  # a pool's own failure still ends the attempt visibly
             log.exception("pool %s failed on job %s", pool.name, claimed.job.id)
             return raised(claimed, prepared, error)
+
+    def _report(self, job_id: JobId, progress: Progress) -> None:
+        """A task's progress report, from any thread: the keeper lives on the worker's loop."""
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._keeper.report, job_id, progress)
 
     def _pool_for(self, invocation: Invocation) -> Pool:
         name: str = self.forced_pool or invocation.task.defaults.pool

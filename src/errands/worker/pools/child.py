@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import dataclasses
 import functools
 import importlib
 import os
@@ -62,10 +61,9 @@ def run_one(
     fails with `timeout` even if the task caught errands.Timeout and returned: as in the other
     pools, a limit ends the attempt whatever the task does after. `report` carries the task's
     progress reports to the parent."""
-    prepared = prepare(claimed, app.registry)
+    prepared = prepare(claimed, app.registry, report)
     if not isinstance(prepared, Invocation):
         return prepared
-    prepared = dataclasses.replace(prepared, job=dataclasses.replace(prepared.job, report=report))
     limit = prepared.timeout.total_seconds() if prepared.timeout else 0.0
     with _soft_limit(limit, prepared.task.name) as fired:
         outcome = attempt(claimed, prepared)
