@@ -161,3 +161,98 @@ def _drop_schemas(urls: list[str]) -> None:
 
 
 register(Entry("postgres", _postgres_url, _postgres_unavailable, _postgres_cleanup))
+
+
+#: The RabbitMQ of the machine (CI starts it). Each test session gets a vhost of its own
+#: (made with rabbitmqctl, deleted at exit); tests keep apart by prefix, and each stores its
+#: jobs in a SQLite file of its own directory (the companion store).
+RABBITMQ_HOST = os.environ.get("ERRANDS_TEST_RABBITMQ_HOST", "127.0.0.1")
+RABBITMQ_PORT = int(os.environ.get("ERRANDS_TEST_RABBITMQ_PORT", "5672"))
+RABBITMQ_VHOST = f"errands-test-{_SESSION}"
+_rabbitmq_state: dict[str, str | None] = {}
+
+
+def _rabbitmqctl(*args: str) -> None:
+    import subprocess
+
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+def _rabbitmq_unavailable() -> str | None:
+    if "why" in _rabbitmq_state:
+        return _rabbitmq_state["why"]
+    import shutil
+    import socket
+    import subprocess
+
+    why: str | None = None
+    try:
+        import aio_pika  # noqa: F401
+    except ImportError:
+        why = "aio-pika is not installed (pip install -e '.[test]')"
+    if why is None:
+        try:
+            socket.create_connection((RABBITMQ_HOST, RABBITMQ_PORT), timeout=1).close()
+        except OSError as error:
+            why = f"no RabbitMQ at {RABBITMQ_HOST}:{RABBITMQ_PORT}: {error}"
+    if why is None and shutil.which("rabbitmqctl") is None:
+        why = "rabbitmqctl is not on PATH (the tests make a vhost per session with it)"
+    if why is None:
+        try:
+            _rabbitmqctl("add_vhost", RABBITMQ_VHOST)
+            atexit.register(_rabbitmq_delete_vhost)
+            _rabbitmqctl("set_permissions", "-p", RABBITMQ_VHOST, "guest", ".*", ".*", ".*")
+        except (OSError, subprocess.SubprocessError) as error:
+            why = f"rabbitmqctl could not make the vhost {RABBITMQ_VHOST}: {error}"
+    _rabbitmq_state["why"] = why
+    return why
+
+
+def _rabbitmq_delete_vhost() -> None:
+    with contextlib.suppress(Exception):  # a server gone by now keeps it; nothing to do
+        _rabbitmqctl("delete_vhost", RABBITMQ_VHOST)
+
+
+def _rabbitmq_url(directory: Path) -> str:
+    from urllib.parse import quote
+
+    _rabbitmq_unavailable()  # makes the vhost (once) when a process opens a URL directly
+    digest = hashlib.sha1(str(directory).encode()).hexdigest()[:12]
+    store = quote(f"sqlite:///{directory / 'errands.db'}", safe="")
+    return (
+        f"amqp://guest:guest@{RABBITMQ_HOST}:{RABBITMQ_PORT}/{RABBITMQ_VHOST}"
+        f"?prefix=test-{digest}&store={store}"
+    )
+
+
+def _rabbitmq_cleanup(url: str) -> None:
+    import asyncio
+    import threading
+
+    import aio_pika
+
+    from errands.brokers.rabbitmq.url import parse_url
+
+    parsed = parse_url(url)
+
+    async def delete() -> None:
+        connection = await aio_pika.connect(parsed.connect, timeout=5)
+        try:
+            channel = await connection.channel()
+            # The queues of this prefix the test used most; the rest go with the vhost.
+            for name in ("default", "a", "b", "mail", "report", "sms", "dead"):
+                await channel.queue_delete(f"{parsed.prefix}.{name}")
+            await channel.exchange_delete(f"{parsed.prefix}.dead")
+        finally:
+            await connection.close()
+
+    def run() -> None:
+        with contextlib.suppress(Exception):
+            asyncio.run(delete())
+
+    thread = threading.Thread(target=run)  # the caller may be inside a running event loop
+    thread.start()
+    thread.join()
+
+
+register(Entry("rabbitmq", _rabbitmq_url, _rabbitmq_unavailable, _rabbitmq_cleanup))

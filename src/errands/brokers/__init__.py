@@ -45,6 +45,16 @@ def _open_postgres(url: str, clock: Clock) -> Broker:
     return PostgresBroker.from_url(url, clock=clock)
 
 
+def _open_rabbitmq(url: str, clock: Clock) -> Broker:
+    try:
+        from errands.brokers.rabbitmq.broker import RabbitMQBroker
+    except ImportError as error:  # the client is an optional extra
+        raise ImportError(
+            f"the RabbitMQ broker needs aio-pika: pip install 'errands[rabbitmq]' ({error})"
+        ) from error
+    return RabbitMQBroker.from_url(url, clock=clock)
+
+
 OPENERS: Final[Mapping[str, Opener]] = {
     "memory": _open_memory,
     "sqlite": _open_sqlite,
@@ -52,12 +62,15 @@ OPENERS: Final[Mapping[str, Opener]] = {
     "rediss": _open_redis,
     "postgresql": _open_postgres,
     "postgres": _open_postgres,
+    "amqp": _open_rabbitmq,
+    "amqps": _open_rabbitmq,
 }
 
 
 def from_url(url: str, *, clock: Clock | None = None) -> Broker:
     """A broker for `url` (`memory://`, `sqlite:///path.db`, `redis://host:port/db`,
-    `postgresql://user@host:port/db?schema=app`), not yet opened."""
+    `postgresql://user@host:port/db?schema=app`, `amqp://host:port/vhost?store=<store URL>`), not
+    yet opened."""
     return _opener(url)(url, clock or SystemClock())
 
 
