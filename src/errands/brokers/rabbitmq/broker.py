@@ -11,44 +11,28 @@ docs/brokers/rabbitmq.md.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Final
-
-import aio_pika
-from aio_pika.abc import (
-    AbstractChannel,
-    AbstractConnection,
-    AbstractIncomingMessage,
-    AbstractQueue,
-)
-from pamqp.commands import Basic
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Final
 
 from errands.brokers.contract import (
-    Binding,
     Broker,
     Capabilities,
     Claimed,
     ClaimOptions,
-    Counts,
     Enqueued,
-    Exchange,
     Extended,
     Firing,
-    JobQuery,
-    Page,
-    ScheduleEntry,
-    ScheduleRecord,
-    Topology,
     WorkerInfo,
 )
+from errands.brokers.rabbitmq.amqp import Amqp
+from errands.brokers.rabbitmq.delegated import StoreVerbs
+from errands.brokers.rabbitmq.publish import dead_letter, move, publish
+from errands.brokers.rabbitmq.tickets import NewTicket, Ticket, for_specs, ms
 from errands.brokers.rabbitmq.url import RabbitURL, parse_url
-from errands.clock import Clock, SystemClock
+from errands.clock import Clock
 from errands.errors import BrokerUnavailable
 from errands.job import Job, JobId, JobSpec, JobState, Progress
 from errands.lease import Lease
@@ -56,95 +40,21 @@ from errands.outcome import Crashed, Failed, Outcome, Released, Retrying, Snooze
 
 log = logging.getLogger(__name__)
 
-JOB: Final = "x-errands-job"
-DUE: Final = "x-errands-due"
-PUBLISHED: Final = "x-errands-published"
-QUEUE: Final = "x-errands-queue"
-
-#: A ticket due within this many ms is held unacked in the process until due; a later one is
-#: sent through a delay queue (under a real clock).
-HOLD_MS: Final = 1000
-#: Delay queue buckets: 250 ms x 2^k, k = 0..16 (the largest is about 4.5 hours).
-BUCKETS_MS: Final = tuple(250 * 2**k for k in range(17))
 #: An extra ticket (no job for it) younger than this is kept: its job may not be stored yet.
 YOUNG_MS: Final = 5000
 #: A running job's ticket is acked after this long (RabbitMQ closes a channel that holds an
 #: unacked message past its consumer timeout, 30 minutes by default); the lease guards it.
 ACK_RUNNING_AFTER: Final = timedelta(minutes=15)
-DELIVERY_LIMIT: Final = 20
-#: Publishes of a ticket batch before a nack is an error (50, 100, 200 ms between them).
-PUBLISH_TRIES: Final = 4
-
-_ERRORS: Final = (
-    aio_pika.exceptions.AMQPError,
-    aio_pika.exceptions.ChannelInvalidStateError,
-    OSError,
-    TimeoutError,
-    ConnectionError,
-)
 
 
-@dataclass(eq=False, slots=True)
-class Ticket:
-    """One ticket got from RabbitMQ and not yet acked, on the channel of `generation`."""
-
-    message: AbstractIncomingMessage
-    queue: str
-    job_id: str
-    due_ms: int
-    published_ms: int
-    generation: int
-    got_at: float = 0.0  # the clock's monotonic seconds when it started to serve a job
-
-
-@dataclass(frozen=True, slots=True)
-class NewTicket:
-    """A ticket to publish."""
-
-    queue: str
-    job_id: str
-    due_ms: int
-    published_ms: int
-
-
-@dataclass(slots=True)
-class _Held:
-    """Tickets this broker object holds: not due yet, or serving a running job."""
-
-    future: list[Ticket] = field(default_factory=list)
-    running: dict[str, Ticket] = field(default_factory=dict)
-
-
-def _ms(instant: datetime) -> int:
-    return int(instant.timestamp() * 1000)
-
-
-def _header_int(headers: Mapping[str, Any], name: str) -> int | None:
-    value = headers.get(name)
-    if isinstance(value, bytes):
-        value = value.decode()
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _header_str(headers: Mapping[str, Any], name: str) -> str | None:
-    value = headers.get(name)
-    if isinstance(value, bytes):
-        return value.decode()
-    return value if isinstance(value, str) else None
-
-
-class RabbitMQBroker:
+class RabbitMQBroker(StoreVerbs):
     """The Broker protocol over a companion store broker, with RabbitMQ tickets for claims."""
 
     def __init__(self, url: RabbitURL, store: Broker, *, clock: Clock) -> None:
         self.url = url
         self.store = store
         self.clock = clock
-        self.prefix = url.prefix
-        self.real_clock = isinstance(clock, SystemClock)
+        self.amqp = Amqp(url, clock)
         self.capabilities = Capabilities(
             name="rabbitmq",
             notify=True,
@@ -153,14 +63,6 @@ class RabbitMQBroker:
             priority_levels=store.capabilities.priority_levels,
             gaps=dict(store.capabilities.gaps),
         )
-        self._timeout = url.timeout.total_seconds()
-        self._connection: AbstractConnection | None = None
-        self._channel: AbstractChannel | None = None
-        self._generation = 0
-        self._connecting = asyncio.Lock()
-        self._queues: dict[str, AbstractQueue] = {}
-        self._dead_declared = False
-        self._held = _Held()
         self._store_open = False
 
     @classmethod
@@ -176,245 +78,32 @@ class RabbitMQBroker:
         """The server, vhost and prefix (never the password), then the store's location."""
         return f"{self.url.location} + {self.store.location}"
 
-    # -- names ------------------------------------------------------------------------------
-
     def main_name(self, queue: str) -> str:
         """The quorum queue of an errands queue's tickets."""
-        return f"{self.prefix}.{queue}"
+        return self.amqp.main_name(queue)
 
     def delay_name(self, queue: str, bucket_ms: int) -> str:
         """The delay queue of `queue` whose tickets wait `bucket_ms` then move to the main one."""
-        return f"{self.prefix}.delay.{queue}.{bucket_ms}"
+        return self.amqp.delay_name(queue, bucket_ms)
 
     @property
     def dead_name(self) -> str:
         """The fanout exchange and the quorum queue of dead letters."""
-        return f"{self.prefix}.dead"
-
-    # -- connection -------------------------------------------------------------------------
+        return self.amqp.dead_name
 
     async def open(self) -> None:
         """Open the store, then connect to RabbitMQ (BrokerUnavailable if it cannot)."""
         if not self._store_open:
             await self.store.open()
             self._store_open = True
-        await self._ready()
+        await self.amqp.ready()
 
     async def close(self) -> None:
         """Close the channel (RabbitMQ requeues the tickets still held), then the store."""
-        await self._drop_connection()
+        await self.amqp.drop()
         if self._store_open:
             self._store_open = False
             await self.store.close()
-
-    async def _drop_connection(self) -> None:
-        connection, self._connection, self._channel = self._connection, None, None
-        self._queues.clear()
-        self._dead_declared = False
-        self._held = _Held()
-        if connection is not None:
-            with contextlib.suppress(Exception):
-                await connection.close()
-
-    async def _ready(self) -> AbstractChannel:
-        """The open channel, connecting (again) first when there is none."""
-        channel = self._channel
-        if channel is not None and not channel.is_closed:
-            return channel
-        async with self._connecting:
-            channel = self._channel
-            if channel is not None and not channel.is_closed:
-                return channel
-            await self._drop_connection()
-            self._generation += 1
-            try:
-                connection = await aio_pika.connect(self.url.connect, timeout=self._timeout)
-                try:
-                    channel = await connection.channel(publisher_confirms=True)
-                except BaseException:
-                    await connection.close()
-                    raise
-            except _ERRORS as error:
-                raise BrokerUnavailable(
-                    f"RabbitMQ at {self.url.location} unavailable: {error!r}"
-                ) from error
-            self._connection, self._channel = connection, channel
-            return channel
-
-    @contextlib.asynccontextmanager
-    async def _amqp(self, doing: str) -> AsyncIterator[AbstractChannel]:
-        """The channel, with any AMQP or network error raised as BrokerUnavailable (the next
-        call reconnects)."""
-        channel = await self._ready()
-        try:
-            yield channel
-        except _ERRORS as error:
-            if self._channel is channel:
-                await self._drop_connection()
-            raise BrokerUnavailable(
-                f"RabbitMQ at {self.url.location} failed to {doing}: {error!r}"
-            ) from error
-
-    async def _main_queue(self, channel: AbstractChannel, queue: str) -> AbstractQueue:
-        name = self.main_name(queue)
-        declared = self._queues.get(name)
-        if declared is None:
-            declared = await channel.declare_queue(
-                name,
-                durable=True,
-                arguments={
-                    "x-queue-type": "quorum",
-                    "x-delivery-limit": DELIVERY_LIMIT,
-                    "x-dead-letter-exchange": self.dead_name,
-                },
-                timeout=self._timeout,
-            )
-            self._queues[name] = declared
-        return declared
-
-    async def _delay_queue(self, channel: AbstractChannel, queue: str, bucket_ms: int) -> str:
-        name = self.delay_name(queue, bucket_ms)
-        if name not in self._queues:
-            self._queues[name] = await channel.declare_queue(
-                name,
-                durable=True,
-                arguments={
-                    "x-queue-type": "quorum",
-                    "x-message-ttl": bucket_ms,
-                    "x-dead-letter-exchange": "",
-                    "x-dead-letter-routing-key": self.main_name(queue),
-                    "x-dead-letter-strategy": "at-least-once",
-                    "x-overflow": "reject-publish",
-                },
-                timeout=self._timeout,
-            )
-        return name
-
-    async def _dead_exchange(self, channel: AbstractChannel) -> aio_pika.abc.AbstractExchange:
-        exchange = await channel.declare_exchange(
-            self.dead_name, aio_pika.ExchangeType.FANOUT, durable=True, timeout=self._timeout
-        )
-        if not self._dead_declared:
-            queue = await channel.declare_queue(
-                self.dead_name,
-                durable=True,
-                arguments={"x-queue-type": "quorum"},
-                timeout=self._timeout,
-            )
-            await queue.bind(exchange, routing_key="", timeout=self._timeout)
-            self._dead_declared = True
-        return exchange
-
-    # -- tickets ----------------------------------------------------------------------------
-
-    def _now_ms(self) -> int:
-        return _ms(self.clock.now())
-
-    async def _target(self, channel: AbstractChannel, ticket: NewTicket, now_ms: int) -> str:
-        """Where a ticket goes: its main queue, or under a real clock the largest delay bucket
-        not longer than its wait when it is due in more than HOLD_MS."""
-        await self._main_queue(channel, ticket.queue)  # a delay queue dead-letters into it
-        wait = ticket.due_ms - now_ms
-        if not self.real_clock or wait <= HOLD_MS:
-            return self.main_name(ticket.queue)
-        bucket = max(b for b in BUCKETS_MS if b <= wait)
-        return await self._delay_queue(channel, ticket.queue, bucket)
-
-    async def _publish(self, tickets: Sequence[NewTicket], *, bucket: bool = False) -> None:
-        """Publish `tickets` and wait for every confirm; BrokerUnavailable if any fails.
-        `bucket`: send each through the smallest delay bucket (a re-check later), real clock only.
-        """
-        if not tickets:
-            return
-        now_ms = self._now_ms()
-        async with self._amqp("publish tickets") as channel:
-            targets = []
-            for ticket in tickets:
-                if bucket and self.real_clock:
-                    await self._main_queue(channel, ticket.queue)
-                    targets.append(await self._delay_queue(channel, ticket.queue, BUCKETS_MS[0]))
-                else:
-                    targets.append(await self._target(channel, ticket, now_ms))
-            pending = list(zip(tickets, targets, strict=True))
-            for attempt in range(PUBLISH_TRIES):
-                pending = await self._publish_once(channel, pending)
-                if not pending:
-                    return
-                # A quorum queue electing its leader (just declared, or its node busy) nacks
-                # a publish; a ticket sent twice is a harmless orphan, so try again.
-                await asyncio.sleep(0.05 * 2**attempt)
-            raise aio_pika.exceptions.DeliveryError(None, None)  # type: ignore[arg-type]
-
-    async def _publish_once(
-        self, channel: AbstractChannel, pending: list[tuple[NewTicket, str]]
-    ) -> list[tuple[NewTicket, str]]:
-        """Publish each (ticket, target) and wait for the confirms; those not confirmed."""
-        results = await asyncio.gather(
-            *[
-                channel.default_exchange.publish(
-                    aio_pika.Message(
-                        ticket.job_id.encode(),
-                        headers={
-                            JOB: ticket.job_id,
-                            DUE: ticket.due_ms,
-                            PUBLISHED: ticket.published_ms,
-                            QUEUE: ticket.queue,
-                        },
-                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    ),
-                    routing_key=target,
-                    timeout=self._timeout,
-                )
-                for ticket, target in pending
-            ],
-            return_exceptions=True,
-        )
-        failed = []
-        for pair, result in zip(pending, results, strict=True):
-            if isinstance(result, aio_pika.exceptions.DeliveryError):
-                failed.append(pair)
-            elif isinstance(result, BaseException):
-                raise result
-            elif not isinstance(result, Basic.Ack):
-                failed.append(pair)
-        return failed
-
-    def _ticket(self, message: AbstractIncomingMessage, queue: str) -> Ticket | None:
-        headers = message.headers or {}
-        job_id = _header_str(headers, JOB)
-        due = _header_int(headers, DUE)
-        if job_id is None or due is None:
-            return None
-        published = _header_int(headers, PUBLISHED) or due
-        return Ticket(message, queue, job_id, due, published, self._generation)
-
-    def _alive(self, ticket: Ticket) -> bool:
-        return ticket.generation == self._generation and self._channel is not None
-
-    async def _ack(self, tickets: Iterable[Ticket]) -> None:
-        for ticket in tickets:
-            if self._alive(ticket):
-                with contextlib.suppress(*_ERRORS):
-                    await ticket.message.ack()
-
-    async def _nack(self, tickets: Iterable[Ticket]) -> None:
-        for ticket in tickets:
-            if self._alive(ticket):
-                with contextlib.suppress(*_ERRORS):
-                    await ticket.message.nack(requeue=True)
-
-    async def _move(self, tickets: Sequence[Ticket], *, bucket: bool = False) -> None:
-        """Publish a copy of each ticket (same job, due and age), then ack the old one; if the
-        publish fails the old ones go back to their queue instead."""
-        if not tickets:
-            return
-        copies = [NewTicket(t.queue, t.job_id, t.due_ms, t.published_ms) for t in tickets]
-        try:
-            await self._publish(copies, bucket=bucket)
-        except BrokerUnavailable:
-            await self._nack(tickets)
-            raise
-        await self._ack(tickets)
 
     # -- producing --------------------------------------------------------------------------
 
@@ -489,7 +178,7 @@ class RabbitMQBroker:
                     declared = await self._main_queue(channel, queue)
                     while len(usable[queue]) < options.n:
                         message = await declared.get(
-                            no_ack=False, fail=False, timeout=self._timeout
+                            no_ack=False, fail=False, timeout=min(self._timeout, GET_TIMEOUT)
                         )
                         if message is None:
                             break
@@ -675,87 +364,3 @@ class RabbitMQBroker:
         if old:
             await self._ack([self._held.running.pop(job_id) for job_id in old])
         return extended
-
-    # -- delegated to the store -------------------------------------------------------------
-
-    async def migrate(self) -> None:
-        """The store's migrations."""
-        await self.store.migrate()
-
-    async def wait_done(self, job_ids: Sequence[JobId], timeout: timedelta) -> list[Job]:
-        """The store's wait_done."""
-        return await self.store.wait_done(job_ids, timeout)
-
-    async def reclaim(
-        self, *, limit: int, lease: timedelta, workers_gone: Sequence[str] = ()
-    ) -> list[Claimed]:
-        """The store's reclaim (finish then publishes the tickets)."""
-        return await self.store.reclaim(limit=limit, lease=lease, workers_gone=workers_gone)
-
-    async def promote(self, *, limit: int) -> int:
-        """The store's promote (the tickets are already there, due at the same time)."""
-        return await self.store.promote(limit=limit)
-
-    async def prune(self, *, finished_before: datetime, limit: int) -> int:
-        """The store's prune."""
-        return await self.store.prune(finished_before=finished_before, limit=limit)
-
-    async def get(self, job_ids: Sequence[JobId]) -> list[Job]:
-        """The store's get."""
-        return await self.store.get(job_ids)
-
-    async def list_jobs(self, query: JobQuery) -> Page:
-        """The store's list_jobs."""
-        return await self.store.list_jobs(query)
-
-    async def counts(self, queues: Sequence[str] | None = None) -> Counts:
-        """The store's counts."""
-        return await self.store.counts(queues)
-
-    async def workers(self) -> list[WorkerInfo]:
-        """The store's workers."""
-        return await self.store.workers()
-
-    async def cancel(self, job_ids: Sequence[JobId], *, reason: str = "requested") -> list[Job]:
-        """The store's cancel (a cancelled job's ticket is an orphan, dropped later)."""
-        return await self.store.cancel(job_ids, reason=reason)
-
-    async def purge(self, queue: str, states: Sequence[JobState]) -> int:
-        """The store's purge."""
-        return await self.store.purge(queue, states)
-
-    async def topology(self) -> Topology:
-        """The store's topology (routing is decided in errands, not by AMQP exchanges)."""
-        return await self.store.topology()
-
-    async def declare(self, exchanges: Sequence[Exchange], bindings: Sequence[Binding]) -> None:
-        """The store's declare."""
-        await self.store.declare(exchanges, bindings)
-
-    async def unbind(self, bindings: Sequence[Binding]) -> int:
-        """The store's unbind."""
-        return await self.store.unbind(bindings)
-
-    async def schedules(self, names: Sequence[str] | None = None) -> list[ScheduleRecord]:
-        """The store's schedules."""
-        return await self.store.schedules(names)
-
-    async def put_schedules(self, entries: Sequence[ScheduleEntry], *, replace: bool) -> list[bool]:
-        """The store's put_schedules."""
-        return await self.store.put_schedules(entries, replace=replace)
-
-    async def remove_schedules(self, names: Sequence[str]) -> int:
-        """The store's remove_schedules."""
-        return await self.store.remove_schedules(names)
-
-    async def pause_schedules(self, names: Sequence[str], *, paused: bool) -> int:
-        """The store's pause_schedules."""
-        return await self.store.pause_schedules(names, paused=paused)
-
-    async def pause(self, queues: Sequence[str]) -> None:
-        """The store's pause (tickets of a paused queue circle through a delay bucket)."""
-        await self.store.pause(queues)
-
-    async def resume(self, queues: Sequence[str]) -> None:
-        """The store's resume."""
-        await self.store.resume(queues)
