@@ -1,8 +1,9 @@
-"""errands beside the Python queues of one backend (Redis, or PostgreSQL), in one run.
+"""errands beside the Python queues of one backend (Redis, PostgreSQL or RabbitMQ), in one run.
 
     python benchmarks/compare/run.py                          # Redis: everything, 20,000 jobs
     python benchmarks/compare/run.py --systems errands,huey --jobs 5000
     python benchmarks/compare/run.py --backend postgres       # PgQueuer, Procrastinate, SAQ
+    python benchmarks/compare/run.py --backend rabbitmq       # Celery, Dramatiq on RabbitMQ
     python benchmarks/compare/run.py --summarize benchmarks/compare/.work/results-X.jsonl
 
 Installs each system into a virtual environment of its own under benchmarks/compare/.work/venvs
@@ -10,7 +11,9 @@ Installs each system into a virtual environment of its own under benchmarks/comp
 peers/bench_<system>.py in that environment. The jobs' counters live in Redis on
 127.0.0.1:6379, database 13 (flushed between phases; FLUSHDB only, never FLUSHALL), whatever
 the backend; with `--backend postgres` the queues live in a PostgreSQL database this script
-creates (errands_compare on 127.0.0.1:5432, made afresh for each system, dropped at the end).
+creates (errands_compare on 127.0.0.1:5432, made afresh for each system, dropped at the end);
+with `--backend rabbitmq` in a vhost this script creates (errands_compare_<run> on
+127.0.0.1:5672, with rabbitmqctl, deleted at the end).
 Prints a Markdown table of enqueue/s, batch enqueue/s, drain/s (no-op and INCR jobs, one worker
 process), round trip p50/p99, and the ratio errands / best peer per metric. Needs only the
 standard library itself (Python 3.11+). See README.md beside this file for what each system's
@@ -38,7 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -73,9 +76,21 @@ POSTGRES_SYSTEMS: dict[str, list[str]] = {
     # saq imports typing_extensions without declaring it (0.26.4), as for the Redis queue.
     "saq_pg": ["saq[postgres]", "psycopg[binary]", "uvloop", "typing_extensions"],
 }
-BACKENDS: dict[str, dict[str, list[str]]] = {"redis": REDIS_SYSTEMS, "postgres": POSTGRES_SYSTEMS}
+#: The RabbitMQ peers, in environments of their own (the Redis ones carry other extras).
+#: Celery's default amqp transport is kombu's py-amqp (no librabbitmq); Dramatiq's RabbitMQ
+#: extra brings pika.
+RABBITMQ_SYSTEMS: dict[str, list[str]] = {
+    "errands": [],  # the checkout's snapshot, with its [redis,rabbitmq] extras
+    "celery_amqp": ["celery"],
+    "dramatiq_amqp": ["dramatiq[rabbitmq]"],
+}
+BACKENDS: dict[str, dict[str, list[str]]] = {
+    "redis": REDIS_SYSTEMS,
+    "postgres": POSTGRES_SYSTEMS,
+    "rabbitmq": RABBITMQ_SYSTEMS,
+}
 #: errands' extras per backend (Redis stays: the harness's counters live there).
-ERRANDS_EXTRAS = {"redis": "redis", "postgres": "redis,postgres"}
+ERRANDS_EXTRAS = {"redis": "redis", "postgres": "redis,postgres", "rabbitmq": "redis,rabbitmq"}
 COMMON = ["redis", "hiredis"]
 STAMP = ".compare-installed"
 
@@ -122,6 +137,7 @@ TARGETS: dict[str, dict[str, Target]] = {
         "drain_incr": Target(1.5, ">=", "pgqueuer"),
         "rtt_p50": Target(5.0, "<=", "", "ms"),
     },
+    "rabbitmq": {},  # no targets set yet: the table and ratios only
 }
 
 
@@ -318,6 +334,68 @@ def drop_database(server: Postgres, name: str) -> None:
         server.query(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
+# -- RabbitMQ: a vhost of our own per run, through rabbitmqctl -----------------------------------
+
+
+@dataclass(frozen=True)
+class RabbitMQ:
+    """The shared server: a TCP check of its AMQP port, and rabbitmqctl (run locally) for the
+    run's own vhost. Nothing else on the server is touched."""
+
+    url: str  # amqp://user:password@host:port/ (the vhost is the run's own)
+    ctl: str  # the rabbitmqctl command
+
+    @property
+    def parts(self) -> Any:
+        """The URL, split."""
+        return urlsplit(self.url)
+
+    def vhost_url(self, vhost: str) -> str:
+        """amqp:// URL of one vhost of this server (its name needs no encoding)."""
+        parts = self.parts
+        return f"{parts.scheme}://{parts.netloc}/{vhost}"
+
+    def ctl_run(self, *args: str) -> str:
+        """Run one rabbitmqctl command; its stdout, or RuntimeError with its stderr."""
+        result = subprocess.run([self.ctl, "-q", *args], capture_output=True, text=True, timeout=60)
+        if result.returncode:
+            error = (result.stderr or result.stdout).strip()
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {error}")
+        return result.stdout
+
+
+def check_rabbitmq(server: RabbitMQ) -> str:
+    """The server's version; exits when its AMQP port or rabbitmqctl is unusable."""
+    parts = server.parts
+    if parts.scheme != "amqp" or not re.fullmatch(r"/?", parts.path or ""):
+        sys.exit(f"--amqp-url {server.url!r}: want amqp://user:password@host:port/ (no vhost)")
+    try:
+        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672), 5).close()
+    except OSError as exc:
+        sys.exit(f"no RabbitMQ at {parts.hostname}:{parts.port or 5672}: {exc}")
+    if not shutil.which(server.ctl):
+        sys.exit(f"{server.ctl!r} not found: the run makes a vhost of its own with rabbitmqctl")
+    try:
+        return server.ctl_run("version").strip() or "?"
+    except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
+        sys.exit(f"rabbitmqctl does not answer: {exc}")
+
+
+def create_vhost(server: RabbitMQ, vhost: str) -> None:
+    """A new vhost (refused if one of that name exists: it would not be ours), with every
+    permission for the URL's user."""
+    if vhost in server.ctl_run("list_vhosts", "name").split():
+        sys.exit(f"vhost {vhost!r} already exists: not ours to use or delete")
+    server.ctl_run("add_vhost", vhost)
+    user = unquote(server.parts.username or "guest")
+    server.ctl_run("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+
+
+def delete_vhost(server: RabbitMQ, vhost: str) -> None:
+    """Delete the run's vhost, and with it every queue and exchange of the run."""
+    server.ctl_run("delete_vhost", vhost)
+
+
 # -- environments ------------------------------------------------------------------------------
 
 
@@ -421,6 +499,22 @@ def errands_url(server: Redis, requested: str | None) -> tuple[str, str]:
         return url, ""
     fallback = f"sqlite:///{WORK / 'errands-compare.db'}"
     return fallback, f"errands ran on SQLite ({fallback}): its Redis broker is not usable: {reason}"
+
+
+def errands_amqp_url(
+    amqp_vhost_url: str, store_dir: Path, prefix: str, requested: str | None
+) -> tuple[str, str]:
+    """errands' RabbitMQ broker URL (the run's vhost, a SQLite companion store under
+    `store_dir`, a prefix of the run's own), and why errands cannot run when that broker is
+    missing (errands is then left out, as for PostgreSQL)."""
+    if requested:
+        return requested, ""
+    store = quote(f"sqlite:///{store_dir / 'store.db'}", safe="")
+    url = f"{amqp_vhost_url}?store={store}&prefix={prefix}"
+    reason = _probe_errands("errands.brokers.rabbitmq.broker", url)
+    for leftover in store_dir.glob("store.db*"):  # the probe's store: start the runner afresh
+        leftover.unlink()
+    return url, reason and f"errands left out: its RabbitMQ broker is not usable: {reason}"
 
 
 def errands_pg_url(pg_url: str, requested: str | None) -> tuple[str, str]:
@@ -653,6 +747,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--pg-database", default="errands_compare", help="the database created for the run"
     )
+    parser.add_argument(
+        "--amqp-url",
+        default="amqp://guest:guest@127.0.0.1:5672/",
+        help="the RabbitMQ server (--backend rabbitmq); the run makes a vhost of its own",
+    )
+    parser.add_argument(
+        "--rabbitmqctl", default="rabbitmqctl", help="the command that adds and deletes the vhost"
+    )
     parser.add_argument("--errands-url", help="errands' broker URL (default: from the backend)")
     parser.add_argument("--errands-source", type=Path, default=REPO, help="checkout to install")
     parser.add_argument("--python", default=sys.executable, help="interpreter for the venvs")
@@ -705,6 +807,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         pg_version = check_postgres(pg)
     started = time.monotonic()
     run_id = time.strftime("%Y%m%dT%H%M%S")
+    mq: RabbitMQ | None = None
+    vhost = ""
+    if args.backend == "rabbitmq":
+        mq = RabbitMQ(args.amqp_url, args.rabbitmqctl)
+        mq_version = check_rabbitmq(mq)
+        vhost = f"errands_compare_{run_id}"
     out_path = args.out or WORK / f"results-{run_id}.jsonl"
     out_path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -722,10 +830,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(f"{system}: install FAILED: {exc}")
             failures.append(record(run_id, system, "error", phase="install", error=str(exc)[:500]))
     url, url_note = ("", "")
+    vhost_made = False
     try:
         if pg:
             fresh_database(pg, args.pg_database)  # the probe below may open it
-        if "errands" in ready and pg:
+        if mq:
+            create_vhost(mq, vhost)
+            vhost_made = True
+            log(f"RabbitMQ vhost {vhost} created (deleted at the end)")
+        if "errands" in ready and mq:
+            store_dir = WORK / f"rabbitmq-store-{run_id}"
+            store_dir.mkdir(parents=True, exist_ok=True)
+            url, url_note = errands_amqp_url(
+                mq.vhost_url(vhost), store_dir, f"errands-compare-{run_id}", args.errands_url
+            )
+            if url_note:
+                ready.remove("errands")
+                failures.append(record(run_id, "errands", "error", phase="broker", error=url_note))
+        elif "errands" in ready and pg:
             url, url_note = errands_pg_url(pg.url(args.pg_database), args.errands_url)
             if url_note:  # no PostgreSQL broker: errands has no row in this comparison
                 ready.remove("errands")
@@ -743,6 +865,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"PostgreSQL {pg_version} at {pg.url(args.pg_database)} (created afresh for "
                 f"each system), the jobs' counters in {where}"
             )
+        if mq:
+            where = (
+                f"RabbitMQ {mq_version} at {mq.vhost_url(vhost).split('@')[-1]} (a vhost of the "
+                f"run's own), the jobs' counters in {where}"
+            )
         header = (
             f"run {run_id} ({args.backend}): {args.jobs:,} jobs, {args.rtt} round trips, "
             f"{where}, {os.cpu_count()} cores, load {load1:.2f} before the run"
@@ -752,8 +879,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(header)
         if load1 > 0.5:
             log("the machine is not idle (load > 0.5): figures will be lower and noisier")
-        records = run_all(args, run_id, ready, failures, header, url, url_note, out_path, pg)
+        amqp_url = mq.vhost_url(vhost) if mq else ""
+        records = run_all(
+            args, run_id, ready, failures, header, url, url_note, out_path, pg, amqp_url
+        )
     finally:
+        shutil.rmtree(WORK / f"rabbitmq-store-{run_id}", ignore_errors=True)
+        if mq and vhost_made:
+            try:
+                delete_vhost(mq, vhost)  # ours, made above, and only at the end
+                log(f"RabbitMQ vhost {vhost} deleted")
+            except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
+                log(f"could not delete vhost {vhost}: {exc}")
         if pg:
             with contextlib.suppress(OSError, RuntimeError):
                 drop_database(pg, args.pg_database)  # ours (marked), and only at the end
@@ -781,6 +918,7 @@ def run_all(
     url_note: str,
     out_path: Path,
     pg: Postgres | None,
+    amqp_url: str = "",
 ) -> list[dict[str, Any]]:
     """Run each installed system in turn (a fresh PostgreSQL database for each); the records."""
     server = Redis(args.redis_host, args.redis_port, args.redis_db)
@@ -809,6 +947,8 @@ def run_all(
         }
         if pg:
             env["BENCH_PG_URL"] = pg.url(args.pg_database)
+        if amqp_url:
+            env["BENCH_AMQP_URL"] = amqp_url
         try:
             for index, system in enumerate(ready):
                 log(f"== {system}")

@@ -79,7 +79,7 @@ def test_a_second_run_finds_the_schema_up_to_date_and_applies_nothing(
 @pytest.mark.parametrize(
     ("url", "problem"),
     [
-        ("mysql://db/jobs", "no broker for URL 'mysql://db/jobs' (schemes known: memory"),
+        ("mysql://db/jobs", "no broker for URL 'mysql://db/jobs' (schemes known: amqp"),
         ("sqlite://host/jobs.db", "a sqlite URL names no host"),
         ("sqlite:///", "no database file in 'sqlite:///'"),
         ("sqlite:///jobs.db?synchronous=SOMETIMES", "synchronous='SOMETIMES' is not one of"),

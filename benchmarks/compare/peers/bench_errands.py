@@ -2,7 +2,10 @@
 `redis://127.0.0.1:6379/13?prefix=errands-compare` (or a SQLite file while the Redis broker is
 missing from the installed package) for the Redis comparison, and
 `postgresql://postgres@127.0.0.1:5432/errands_compare?schema=errands` (the database run.py
-created for this system) for the PostgreSQL one. The jobs' counters are in Redis either way.
+created for this system) for the PostgreSQL one, and
+`amqp://guest:guest@127.0.0.1:5672/errands_compare_<run>?store=<sqlite:///.../store.db>&prefix=...`
+(the run's own vhost, a SQLite companion store) for the RabbitMQ one. The jobs' counters are in
+Redis whatever the broker.
 
 Producer: `task.options(queue=...).enqueue(...)` one at a time (the blocking API most callers
 use; `enqueue_async` is recorded too), `task.enqueue_many([...])` for batches. Worker: `errands
@@ -20,7 +23,7 @@ from __future__ import annotations
 import glob
 import os
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import harness
 from harness import BATCH, Job
@@ -94,11 +97,13 @@ class ErrandsPeer:
     def clean_start() -> None:
         """An empty broker before the producer first opens it."""
         parts = urlsplit(URL)
-        if parts.scheme == "sqlite":
-            path = URL.removeprefix("sqlite://").split("?")[0]
+        # On RabbitMQ the jobs live in the companion store; its queues are the run's own.
+        store = parse_qs(parts.query).get("store", [""])[0] if parts.scheme == "amqp" else URL
+        if store.startswith("sqlite://"):
+            path = store.removeprefix("sqlite://").split("?")[0]
             for leftover in glob.glob(path + "*"):
                 os.remove(leftover)
-        else:
+        if parts.scheme != "sqlite":
             harness.flush()  # the same dedicated database as the peers
 
     def info(self) -> dict[str, Any]:
@@ -108,9 +113,11 @@ class ErrandsPeer:
             # Whichever driver the PostgreSQL broker brings: the ones it does not are left out.
             drivers = harness.versions("psycopg", "psycopg-binary", "psycopg-pool", "asyncpg")
             found |= {name: v for name, v in drivers.items() if v != "missing"}
+        if urlsplit(URL).scheme == "amqp":
+            found |= harness.versions("aio-pika", "aiormq", "pamqp")
         return {
             "versions": found,
-            "broker": URL,
+            "broker": URL.split("@")[-1] if "@" in URL.split("?")[0] else URL,
             "config": "async pool c100 (main) and thread pool c8; results kept (default ttl)",
         }
 

@@ -57,6 +57,9 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 #: The PostgreSQL database of the postgres backend: run.py creates it afresh for each system
 #: and drops it at the end (a runner started alone needs it to exist).
 PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/errands_compare")
+#: The RabbitMQ vhost of the rabbitmq backend: run.py creates one per run (errands_compare_<run>)
+#: and deletes it at the end (a runner started alone needs a vhost of its own to exist).
+AMQP_URL = os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/errands_compare")
 LOG_DIR = Path(os.environ.get("BENCH_LOG_DIR", str(HERE.parent / ".work" / "logs")))
 #: run.py's safety net: a file per live worker process group, which it kills if we cannot.
 PGID_DIR = os.environ.get("BENCH_PGID_DIR")

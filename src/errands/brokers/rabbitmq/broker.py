@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 #: An extra ticket (no job for it) younger than this is kept: its job may not be stored yet.
 YOUNG_MS: Final = 5000
+#: Due jobs a claim without tickets promotes in the store.
+PROMOTE_LIMIT: Final = 1000
 #: A running job's ticket is acked after this long (RabbitMQ closes a channel that holds an
 #: unacked message past its consumer timeout, 30 minutes by default); the lease guards it.
 ACK_RUNNING_AFTER: Final = timedelta(minutes=15)
@@ -109,46 +111,25 @@ class RabbitMQBroker(StoreVerbs):
 
     async def enqueue_many(self, specs: Sequence[JobSpec]) -> list[Enqueued]:
         """Publish one ticket per spec and wait for the confirms, then store the specs."""
-        now_ms = self._now_ms()
-        await self._publish(
-            [
-                NewTicket(
-                    spec.queue,
-                    str(spec.id),
-                    _ms(spec.scheduled_at) if spec.scheduled_at is not None else now_ms,
-                    now_ms,
-                )
-                for spec in specs
-            ]
-        )
+        await publish(self.amqp, for_specs(specs, self.amqp.now_ms()))
         return await self.store.enqueue_many(specs)
 
     async def fire(self, firing: Firing) -> bool:
         """Publish a ticket for each spec the firing enqueues, then fire in the store."""
-        now_ms = self._now_ms()
-        await self._publish(
-            [
-                NewTicket(
-                    spec.queue,
-                    str(spec.id),
-                    _ms(spec.scheduled_at) if spec.scheduled_at is not None else now_ms,
-                    now_ms,
-                )
-                for spec in firing.specs
-            ]
-        )
+        await publish(self.amqp, for_specs(firing.specs, self.amqp.now_ms()))
         return await self.store.fire(firing)
 
     async def requeue(self, job_ids: Sequence[JobId]) -> list[Job]:
         """Publish a ticket for each failed or cancelled job, then requeue them in the store."""
-        now_ms = self._now_ms()
+        now_ms = self.amqp.now_ms()
         before = await self.store.get(job_ids)
-        await self._publish(
+        await publish(
+            self.amqp,
             [
                 NewTicket(job.queue, str(job.id), now_ms, now_ms)
                 for job in before
                 if job.state in (JobState.FAILED, JobState.CANCELLED)
-            ]
+            ],
         )
         return await self.store.requeue(job_ids)
 
@@ -158,49 +139,16 @@ class RabbitMQBroker(StoreVerbs):
         """Take up to n due tickets of each queue, then claim as many jobs from the store."""
         if options.n <= 0:
             return []
-        now_ms = self._now_ms()
-        usable: dict[str, list[Ticket]] = {queue: [] for queue in options.queues}
-        for ticket in list(self._held.future):
-            if not self._alive(ticket):
-                self._held.future.remove(ticket)
-            elif (
-                ticket.queue in usable
-                and ticket.due_ms <= now_ms
-                and len(usable[ticket.queue]) < options.n
-            ):
-                self._held.future.remove(ticket)
-                usable[ticket.queue].append(ticket)
-        hops: list[Ticket] = []
-        malformed: list[AbstractIncomingMessage] = []
-        try:
-            async with self._amqp("get tickets") as channel:
-                for queue in options.queues:
-                    declared = await self._main_queue(channel, queue)
-                    while len(usable[queue]) < options.n:
-                        message = await declared.get(
-                            no_ack=False, fail=False, timeout=min(self._timeout, GET_TIMEOUT)
-                        )
-                        if message is None:
-                            break
-                        got = self._ticket(message, queue)
-                        if got is None:
-                            malformed.append(message)
-                        elif got.due_ms <= now_ms:
-                            usable[queue].append(got)
-                        elif self.real_clock and got.due_ms - now_ms > HOLD_MS:
-                            hops.append(got)
-                        else:
-                            self._held.future.append(got)
-                for message in malformed:
-                    await message.ack()
-        except BrokerUnavailable:
-            # the channel is gone, and with it every ticket got so far (RabbitMQ requeues them)
-            raise
+        now_ms = self.amqp.now_ms()
+        usable = self.amqp.held.take_due(options.queues, options.n, now_ms, self.amqp.alive)
+        hops = await self.amqp.get_tickets(options.queues, options.n, usable, now_ms)
         if hops:
             with contextlib.suppress(BrokerUnavailable):
-                await self._move(hops)
+                await move(self.amqp, hops)
         tickets = [ticket for queue in options.queues for ticket in usable[queue]]
         if not tickets:
+            # A claim promotes due jobs first (Broker.claim), tickets or not.
+            await self.store.promote(limit=PROMOTE_LIMIT)
             return []
         ask = min(options.n, len(tickets))
         try:
@@ -213,7 +161,7 @@ class RabbitMQBroker(StoreVerbs):
                 )
             )
         except BaseException:
-            await self._nack(tickets)
+            await self.amqp.nack(tickets)
             raise
         started = self.clock.monotonic()
         for one in claimed:
@@ -221,7 +169,7 @@ class RabbitMQBroker(StoreVerbs):
             if pool:
                 ticket = pool.pop(0)
                 ticket.got_at = started
-                self._held.running[str(one.job.id)] = ticket
+                self.amqp.held.running[str(one.job.id)] = ticket
         unused = [ticket for queue in options.queues for ticket in usable[queue]]
         if unused:
             with contextlib.suppress(BrokerUnavailable):
@@ -234,17 +182,17 @@ class RabbitMQBroker(StoreVerbs):
         (re-published through the smallest delay bucket) if their queue is paused or they are
         young, else dropped."""
         if not exhausted:
-            await self._move(unused)
+            await move(self.amqp, unused)
             return
         paused = (await self.store.counts(sorted({t.queue for t in unused}))).paused
-        now_ms = self._now_ms()
+        now_ms = self.amqp.now_ms()
         keep: list[Ticket] = []
         drop: list[Ticket] = []
         for ticket in unused:
             young = now_ms - max(ticket.published_ms, ticket.due_ms) < YOUNG_MS
             (keep if ticket.queue in paused or young else drop).append(ticket)
-        await self._ack(drop)
-        await self._move(keep, bucket=True)
+        await self.amqp.ack(drop)
+        await move(self.amqp, keep, bucket=True)
 
     # -- finishing --------------------------------------------------------------------------
 
@@ -257,7 +205,7 @@ class RabbitMQBroker(StoreVerbs):
         orphan, dropped later). When the tickets cannot be published nothing is stored and
         BrokerUnavailable is raised: the worker sends the outcomes again."""
         now = self.clock.now()
-        now_ms = _ms(now)
+        now_ms = ms(now)
         again: list[tuple[str, int]] = []
         for outcome in outcomes:
             job_id = str(outcome.lease.job_id)
@@ -265,35 +213,33 @@ class RabbitMQBroker(StoreVerbs):
                 case Released():
                     again.append((job_id, now_ms))
                 case Retrying(delay=delay) | Crashed(delay=delay) | Snoozed(delay=delay):
-                    again.append((job_id, _ms(now + delay)))
+                    again.append((job_id, ms(now + delay)))
                 case _:
                     pass
         failed = [o for o in outcomes if isinstance(o, Failed)]
         queues = await self._queues_of([job_id for job_id, _ in again], failed)
-        await self._publish(
-            [NewTicket(queues[job_id], job_id, due, now_ms) for job_id, due in again]
+        await publish(
+            self.amqp, [NewTicket(queues[job_id], job_id, due, now_ms) for job_id, due in again]
         )
         applied = await self.store.finish(outcomes)
-        held = [
-            ticket
-            for outcome in outcomes
-            if (ticket := self._held.running.pop(str(outcome.lease.job_id), None)) is not None
-        ]
+        held = self.amqp.held.pop_running(str(outcome.lease.job_id) for outcome in outcomes)
         dead = [
             o for o, done in zip(outcomes, applied, strict=True) if done and isinstance(o, Failed)
         ]
         try:
             if dead:
-                await self._dead_letter(dead, queues)
+                await dead_letter(self.amqp, dead, queues)
         except Exception as error:  # the job is failed in the store; the copy is a courtesy
             log.warning("RabbitMQ broker: publishing dead letters failed: %s", error)
-        await self._ack(held)
+        await self.amqp.ack(held)
         return applied
 
     async def _queues_of(self, job_ids: Sequence[str], failed: Sequence[Failed]) -> dict[str, str]:
+        """The queue of each job: from the ticket held for it, else from the store."""
+        running = self.amqp.held.running
         queues = {
             job_id: ticket.queue
-            for job_id, ticket in ((j, self._held.running.get(j)) for j in job_ids)
+            for job_id, ticket in ((j, running.get(j)) for j in job_ids)
             if ticket is not None
         }
         wanted = [*job_ids, *(str(f.lease.job_id) for f in failed)]
@@ -303,46 +249,14 @@ class RabbitMQBroker(StoreVerbs):
                 queues[str(job.id)] = job.queue
         return queues
 
-    async def _dead_letter(self, failed: Sequence[Failed], queues: Mapping[str, str]) -> None:
-        async with self._amqp("publish dead letters") as channel:
-            exchange = await self._dead_exchange(channel)
-            for outcome in failed:
-                job_id = str(outcome.lease.job_id)
-                message = outcome.error.message if outcome.error is not None else ""
-                body = {
-                    "job": job_id,
-                    "queue": queues.get(job_id),
-                    "attempt": outcome.lease.attempt,
-                    "reason": str(outcome.reason),
-                    "error_type": outcome.error.type if outcome.error is not None else None,
-                    "error": message,
-                }
-                result = await exchange.publish(
-                    aio_pika.Message(
-                        json.dumps(body).encode(),
-                        content_type="application/json",
-                        headers={
-                            JOB: job_id,
-                            QUEUE: queues.get(job_id, ""),
-                            "x-errands-reason": str(outcome.reason),
-                            "x-errands-error": message[:4000],
-                        },
-                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    ),
-                    routing_key="",
-                    timeout=self._timeout,
-                )
-                if not isinstance(result, Basic.Ack):
-                    raise aio_pika.exceptions.DeliveryError(None, result)  # type: ignore[arg-type]
-
     # -- waiting and leases -----------------------------------------------------------------
 
     async def wait_ready(self, queues: Sequence[str], timeout: timedelta) -> None:
         """The store's wait (it knows every due time), cut short when a ticket held here
         comes due."""
-        held = [t.due_ms for t in self._held.future if t.queue in queues and self._alive(t)]
-        if held:
-            wait_ms = min(held) - self._now_ms()
+        first = self.amqp.held.first_due_ms(queues, self.amqp.alive)
+        if first is not None:
+            wait_ms = first - self.amqp.now_ms()
             if wait_ms <= 0:
                 return
             timeout = min(timeout, timedelta(milliseconds=wait_ms))
@@ -360,7 +274,5 @@ class RabbitMQBroker(StoreVerbs):
         here, before RabbitMQ's consumer timeout closes the channel (the lease guards them)."""
         extended = await self.store.extend(leases, lease, heartbeat=heartbeat, progress=progress)
         cutoff = self.clock.monotonic() - ACK_RUNNING_AFTER.total_seconds()
-        old = [job_id for job_id, t in self._held.running.items() if t.got_at <= cutoff]
-        if old:
-            await self._ack([self._held.running.pop(job_id) for job_id in old])
+        await self.amqp.ack(self.amqp.held.pop_running_since(cutoff))
         return extended
