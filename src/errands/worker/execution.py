@@ -17,7 +17,7 @@ from typing import Any
 
 from errands import codec, envelope
 from errands.brokers.contract import Claimed
-from errands.current import RunningJob, running
+from errands.current import RunningJob, enter, leave
 from errands.errors import MalformedMessage, Timeout
 from errands.job import AttemptError, ErrorKind, FailReason, Progress
 from errands.outcome import Completed, Failed, Outcome
@@ -80,20 +80,25 @@ def prepare(
 def attempt(claimed: Claimed, invocation: Invocation) -> Outcome:
     """Call the function here, in the calling thread (a pool thread, a process-pool child),
     and turn how it ended into an Outcome. A coroutine function gets an event loop of its own."""
+    token = enter(invocation.job)
     try:
-        with running(invocation.job):
-            value: Any = invocation.task.fn(*invocation.args, **invocation.kwargs)
-            if inspect.iscoroutine(value):
-                value = asyncio.run(value)
+        value: Any = invocation.task.fn(*invocation.args, **invocation.kwargs)
+        if inspect.iscoroutine(value):
+            value = asyncio.run(value)
     except (Exception, SystemExit) as error:  # sys.exit() in a task ends the job, not the worker
         return raised(claimed, invocation, error)
+    finally:
+        leave(token)
     return completed(claimed, value)
 
 
 async def attempt_async(claimed: Claimed, invocation: Invocation) -> Outcome:
     """Await a coroutine function on the running loop, cancelled at its time limit."""
-    with running(invocation.job):
+    token = enter(invocation.job)
+    try:
         return await _attempt_here(claimed, invocation)
+    finally:
+        leave(token)
 
 
 async def _attempt_here(claimed: Claimed, invocation: Invocation) -> Outcome:
