@@ -137,7 +137,10 @@ TARGETS: dict[str, dict[str, Target]] = {
         "drain_incr": Target(1.5, ">=", "pgqueuer"),
         "rtt_p50": Target(5.0, "<=", "", "ms"),
     },
-    "rabbitmq": {},  # no targets set yet: the table and ratios only
+    "rabbitmq": {
+        "drain_noop": Target(2.0, ">="),
+        "drain_incr": Target(2.0, ">="),
+    },
 }
 
 

@@ -52,6 +52,9 @@ from errands.scheduling.schedules import ScheduleInfo
 from errands.settings import Settings
 from errands.task import Call, RoutedTask, Task, TaskOptions
 from errands.worker.middleware import JobLog, Middleware
+from errands.workflow.canvas import Chain, Chord, Group, Workflow, chain, chord, group
+from errands.workflow.failure import StepFailed
+from errands.workflow.handle import WorkflowHandle
 
 __version__ = "0.1.0"
 
@@ -67,12 +70,15 @@ __all__ = [
     "Call",
     "CancelReason",
     "Capabilities",
+    "Chain",
+    "Chord",
     "Claimed",
     "ErrandsError",
     "ErrorKind",
     "Exchange",
     "ExchangeNotFound",
     "FailReason",
+    "Group",
     "Job",
     "JobCancelled",
     "JobFailed",
@@ -99,6 +105,7 @@ __all__ = [
     "ScheduleNotFound",
     "Scheduler",
     "Settings",
+    "StepFailed",
     "Task",
     "TaskNotRegistered",
     "TaskOptions",
@@ -107,8 +114,13 @@ __all__ = [
     "UnknownBrokerScheme",
     "Unroutable",
     "WorkerInfo",
+    "Workflow",
+    "WorkflowHandle",
+    "chain",
+    "chord",
     "current_job",
     "from_url",
+    "group",
     "progress",
     "wait",
     "wait_async",

@@ -24,6 +24,7 @@ from errands.errors import TaskNotRegistered
 from errands.exchanges import Exchanges
 from errands.handle import JobHandle
 from errands.job import JobId
+from errands.limits import LimitKey, Limits
 from errands.portal import Portal
 from errands.retry import RetryPolicy
 from errands.routing import EVENTS
@@ -86,6 +87,8 @@ class App:
         self.schedules = Schedules(self)
         #: The exchanges and bindings declared in code and stored in the broker (exchanges.py).
         self.exchanges = Exchanges(self)
+        #: Limits of whole queues (`queue_limit`), added to every job enqueued to them.
+        self.queue_limits: dict[str, Limits] = {}
         self._module = _caller_module()
         atexit.register(self.close)
 
@@ -114,6 +117,10 @@ class App:
         timeout: timedelta | None = None,
         pool: PoolName | None = None,
         result_ttl: timedelta | None = None,
+        rate_limit: str | None = None,
+        concurrency_limit: int | None = None,
+        burst: int | None = None,
+        limit_key: LimitKey | None = None,
     ) -> TaskDecorator: ...
 
     def task(  # type: ignore[misc]
@@ -131,8 +138,20 @@ class App:
         timeout: timedelta | None = None,
         pool: PoolName | None = None,
         result_ttl: timedelta | None = None,
+        rate_limit: str | None = None,
+        concurrency_limit: int | None = None,
+        burst: int | None = None,
+        limit_key: LimitKey | None = None,
     ) -> Any:
-        """Register a function as a task: `@app.task` or `@app.task(queue="mail", ...)`."""
+        """Register a function as a task: `@app.task` or `@app.task(queue="mail", ...)`.
+
+        `rate_limit` ("100/s", "5/m", "1/100ms"; `burst` jobs may start back to back) and
+        `concurrency_limit` (running jobs at most) are enforced by the broker's claim, across
+        every worker (docs/limits.md); with `limit_key` (an argument's name, or a callable
+        given the call's arguments by name) they hold per value of that key."""
+        limits = Limits.declare(rate_limit, concurrency_limit, burst)
+        if limit_key is not None and limits is None:
+            raise ValueError("limit_key= goes with rate_limit= or concurrency_limit=")
         if timeout is not None and not isinstance(timeout, timedelta):
             raise TypeError(f"timeout must be a timedelta, got {timeout!r}")
         if pool is not None and pool not in ("async", "thread", "process"):
@@ -151,6 +170,8 @@ class App:
                 timeout=timeout,
                 pool=pool or default_pool(func),
                 result_ttl=self.settings.result_ttl if result_ttl is None else result_ttl,
+                limits=limits,
+                limit_key=limit_key,
             )
             task_name = name or _default_name(func)
             if task_name in self.registry and self.registry[task_name].fn is not func:
@@ -160,6 +181,24 @@ class App:
             return task
 
         return register(fn) if fn is not None else register
+
+    def queue_limit(
+        self,
+        queue: str,
+        *,
+        rate_limit: str | None = None,
+        concurrency_limit: int | None = None,
+        burst: int | None = None,
+    ) -> None:
+        """Limit a whole queue: no more than `rate_limit` job starts ("10/s") and
+        `concurrency_limit` running jobs in `queue`, across every worker, on top of each
+        task's own limits. Every job this App enqueues to the queue carries the limit
+        (declare it where producers and workers share it); neither option removes it."""
+        limits = Limits.declare(rate_limit, concurrency_limit, burst)
+        if limits is None:
+            self.queue_limits.pop(queue, None)
+        else:
+            self.queue_limits[queue] = limits
 
     def get_task(self, name: str) -> Task[..., Any]:
         """The task registered as `name`, or TaskNotRegistered naming it."""

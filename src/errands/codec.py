@@ -1,7 +1,8 @@
 """Tagged JSON for task arguments and results: JSON types as they are, a few others tagged.
 
-datetime, date, time, timedelta, UUID, Decimal, bytes, tuple, set and non-finite floats travel
-as `{"__errands__": "<type>", "v": <json>}` so they come back as the same type; a user's dict
+datetime, date, time, timedelta, UUID, Decimal, bytes, tuple, set, non-finite floats and a
+workflow's errands.StepFailed travel as `{"__errands__": "<type>", "v": <json>}` so they come
+back as the same type; a user's dict
 that holds the tag key is itself tagged, so it comes back unchanged. Anything else is a
 TypeError at enqueue, never a pickle.
 """
@@ -16,6 +17,8 @@ from decimal import Decimal
 from typing import Any, Final
 
 import msgspec
+
+from errands.workflow.failure import StepFailed
 
 TAG: Final = "__errands__"
 _encoder = msgspec.json.Encoder()
@@ -72,6 +75,8 @@ def _to_tagged(value: Any) -> dict[str, object]:
         return _tagged("decimal", str(value))
     if isinstance(value, bytes | bytearray | memoryview):
         return _tagged("bytes", base64.b64encode(bytes(value)).decode("ascii"))
+    if isinstance(value, StepFailed):
+        return _tagged("step_failed", value.to_wire())
     raise TypeError(
         f"cannot send a {type(value).__name__} as a task argument or result: use JSON types, "
         "datetime, date, time, timedelta, UUID, Decimal, bytes, tuple or set"
@@ -90,6 +95,7 @@ _FROM_TAG: Final[dict[str, Any]] = {
     "uuid": uuid.UUID,
     "decimal": Decimal,
     "bytes": base64.b64decode,
+    "step_failed": StepFailed.from_wire,
 }
 
 

@@ -33,6 +33,16 @@ class RunningJob:
     report: Callable[[Progress], None] | None = field(default=None, compare=False, repr=False)
 
     @property
+    def cancelled(self) -> bool:
+        """True once this attempt was asked to stop (the job or its workflow was cancelled).
+
+        An async task is cancelled at its next await and a process-pool child is killed, so
+        only a task in the thread pool needs to look: a thread cannot be stopped from outside,
+        so its attempt is abandoned (the job is stored as cancelled at once) and the function
+        should return soon after this turns true, to free its thread."""
+        return (self.id, self.attempt) in _stop_requested
+
+    @property
     def schedule(self) -> str | None:
         """The name of the schedule that enqueued this job, if one did."""
         return self.headers.get(SCHEDULE_HEADER)
@@ -46,6 +56,19 @@ class RunningJob:
 
 
 _current: ContextVar[RunningJob | None] = ContextVar("errands_current_job", default=None)
+#: Attempts (job id, attempt) asked to stop. The worker's loop adds and removes; task threads
+#: only test membership, which is atomic under the GIL: no lock, no object per job.
+_stop_requested: set[tuple[JobId, int]] = set()
+
+
+def request_stop(job_id: JobId, attempt: int) -> None:
+    """Mark the attempt as asked to stop: its `RunningJob.cancelled` turns true."""
+    _stop_requested.add((job_id, attempt))
+
+
+def forget_stop(job_id: JobId, attempt: int) -> None:
+    """The attempt ended: drop its mark."""
+    _stop_requested.discard((job_id, attempt))
 
 
 def current_job() -> RunningJob:

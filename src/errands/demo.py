@@ -1,9 +1,9 @@
 """The treasure hunt behind `errands demo`: jobs search many small files for one word.
 
-One file among many holds "treasure". Search jobs over ranges of files go into a broker in one
-`enqueue_many`; an in-process Worker runs them in its process pool; the first job that returns
-a path has every other job cancelled. This module holds the task and the driver; drawing the
-progress and the report is cli/demo.py's.
+One file among many holds "treasure". Search jobs over ranges of files go into a broker as one
+`errands.group` (one atomic write); an in-process Worker runs them in its process pool; the
+first job that returns a path has the rest of the group cancelled. This module holds the task
+and the driver; drawing the progress and the report is cli/demo.py's.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from errands.job import TERMINAL_STATES, WAITING_STATES, Job, JobId, JobState
 from errands.settings import Settings
 from errands.task import Task
 from errands.worker.worker import Worker
+from errands.workflow.canvas import group
 
 WORD = "treasure"
 QUEUE = "demo"
@@ -177,13 +178,14 @@ async def _search(
     where = str(plan.directory)
     ranges = [(where, a, min(a + plan.chunk, plan.files)) for a in range(0, plan.files, plan.chunk)]
     enqueued_at = time.monotonic()
-    handles = await task.enqueue_many_async(ranges)
-    ids = [handle.id for handle in handles]
+    searches = await group(*[task.call(*one) for one in ranges]).enqueue_async()
+    ids = [handle.id for handle in searches.jobs]
     found = await _watch(hunter, ids, runner, on_progress)
     search_took = timedelta(seconds=time.monotonic() - enqueued_at)
     found_by, treasure = found if found else (None, None)
-    others = [job_id for job_id in ids if job_id != found_by]
-    asked = await hunter.call_broker(lambda b: b.cancel(others))
+    # The finder has completed, so a cancel leaves it be: waiting searches end at once, running
+    # ones get a request.
+    asked = await searches.cancel_async()
     running = {job.id for job in asked if job.state is JobState.RUNNING}
     # Running jobs learn of the cancel at the lease keeper's next tick; wait for them to end.
     final = await hunter.call_broker(lambda b: b.wait_done(ids, timedelta(seconds=10)))

@@ -11,16 +11,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Final, Self
+from typing import Final, Literal, Self
 
 import msgspec
 
+from errands.limits import Limit
+
 JobId = str
+#: A workflow's failure policy (errands.chain(..., on_failure=...)), stored with each job that
+#: waits for others.
+OnFailure = Literal["cancel", "continue"]
 
 
 class JobState(StrEnum):
     """Where a job is in its life; the same words in tables, scripts, logs and the CLI."""
 
+    PENDING = "pending"  # waits for the jobs it depends on (a workflow's later steps)
     SCHEDULED = "scheduled"
     AVAILABLE = "available"
     RUNNING = "running"
@@ -40,6 +46,9 @@ WAITING_STATES: Final = frozenset({JobState.SCHEDULED, JobState.AVAILABLE, JobSt
 
 #: Every allowed move; brokers follow it and the conformance suite holds them to it.
 TRANSITIONS: Final[Mapping[JobState, frozenset[JobState]]] = {
+    # Released by the broker in the write that ends its last dependency; cancelled at once
+    # when a dependency fails under the "cancel" policy, or by a cancel.
+    JobState.PENDING: frozenset({JobState.AVAILABLE, JobState.SCHEDULED, JobState.CANCELLED}),
     JobState.SCHEDULED: frozenset({JobState.AVAILABLE, JobState.CANCELLED}),
     JobState.AVAILABLE: frozenset({JobState.RUNNING, JobState.CANCELLED}),
     JobState.RUNNING: frozenset(
@@ -128,6 +137,16 @@ class JobSpec(msgspec.Struct, frozen=True):
     max_crashes: int = 3
     result_ttl: timedelta = timedelta(days=1)
     idempotency_key: str | None = None
+    #: Jobs (specs earlier in the same enqueue_many) this one waits for: it is stored
+    #: `pending` and released by the broker once every one of them has ended.
+    depends_on: tuple[JobId, ...] = ()
+    #: What a dependency that ends without completing does to this job: "cancel" (cancelled
+    #: at once, reason parent_failed) or "continue" (it still counts as ended).
+    on_failure: OnFailure = "cancel"
+    #: Rate and concurrency limits the claim holds this job to (errands/limits.py): at most
+    #: the task's (or its key's) and the queue's. A limited job stays available until they
+    #: admit it.
+    limits: tuple[Limit, ...] = ()
 
 
 class Job(msgspec.Struct, frozen=True):

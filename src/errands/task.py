@@ -24,7 +24,8 @@ from typing import (
 
 from errands import codec, envelope
 from errands.clock import to_ms
-from errands.job import JobSpec, new_job_id
+from errands.job import JobId, JobSpec, OnFailure, new_job_id
+from errands.limits import Limit, LimitKey, Limits, key_reader, queue_key, task_key
 from errands.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -49,6 +50,10 @@ class TaskOptions:
     timeout: timedelta | None = None
     pool: PoolName = "thread"
     result_ttl: timedelta = timedelta(days=1)
+    #: Rate and concurrency limits the claim holds the task's jobs to (errands/limits.py).
+    limits: Limits | None = None
+    #: An argument name, or a callable of the call's arguments, whose value keys the limits.
+    limit_key: LimitKey | None = None
 
 
 class OptionFields(TypedDict, total=False):
@@ -63,6 +68,9 @@ class OptionFields(TypedDict, total=False):
     max_attempts: int | None
     headers: Mapping[str, str] | None
     connection: Any
+    rate_limit: str | None
+    concurrency_limit: int | None
+    burst: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,20 +91,30 @@ class CallOptions:
     routing_key: str | None = None
     #: A psycopg Connection or AsyncConnection: enqueue inside the caller's transaction.
     connection: Any = None
+    #: Limits for this call instead of the task's (`rate_limit=`, `concurrency_limit=`).
+    limits: Limits | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """One call of a task with its options, ready to become a JobSpec (`app.enqueue_many`)."""
+    """One call of a task with its options, ready to become a JobSpec (`app.enqueue_many`), or
+    a step of a workflow (`errands.chain`, `group`, `chord`)."""
 
     task: Task[..., Any]
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     options: CallOptions
+    #: In a workflow, whether the previous step's result comes first among the arguments.
+    takes_input: bool = True
 
     def spec(self) -> JobSpec:
         """The JobSpec this call asks to insert, its envelope encoded once, here."""
         return self.task.build_spec(self.args, self.kwargs, self.options)
+
+    def immutable(self) -> Call:
+        """This call as a workflow step that does not receive the previous step's result: it
+        runs with its own arguments only, after the steps before it."""
+        return replace(self, takes_input=False)
 
 
 class Task(Generic[P, R]):
@@ -115,6 +133,7 @@ class Task(Generic[P, R]):
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
         self._fits = _fit_checker(self.signature)
+        self._limit_key = key_reader(self.signature, options.limit_key, name)
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
 
@@ -141,8 +160,9 @@ class Task(Generic[P, R]):
         """This task with options for the next enqueue; the task itself is unchanged.
 
         Options: `delay` or `eta`, `priority`, `queue`, `idempotency_key`, `result_ttl`,
-        `max_attempts`, `headers` (strings the task reads with
-        `errands.current_job().headers`) and `connection` (a psycopg `Connection`, or an
+        `max_attempts`, `rate_limit`, `concurrency_limit` and `burst` (limits for these
+        calls instead of the task's, under the same keys), `headers` (strings the task reads
+        with `errands.current_job().headers`) and `connection` (a psycopg `Connection`, or an
         `AsyncConnection` for `enqueue_async`: the job is written inside that transaction, on
         a PostgreSQL broker, and exists if and only if it commits).
 
@@ -162,7 +182,14 @@ class Task(Generic[P, R]):
             raise ValueError("give delay or eta, not both")
         if routing_key is not None and exchange is None and self.call_options.exchange is None:
             raise ValueError("routing_key goes with exchange=")
-        chosen = {**fields, "exchange": exchange, "routing_key": routing_key}
+        limits = Limits.declare(
+            fields.pop("rate_limit", None),
+            fields.pop("concurrency_limit", None),
+            fields.pop("burst", None),
+        )
+        if limits is not None and self.call_options.limits is not None:
+            limits = self.call_options.limits.merged(limits)
+        chosen = {**fields, "exchange": exchange, "routing_key": routing_key, "limits": limits}
         merged = replace(self.call_options, **{k: v for k, v in chosen.items() if v is not None})
         task = Task(self.app, self.fn, self.name, self.defaults, merged)
         return RoutedTask(task) if merged.exchange is not None else task
@@ -177,11 +204,23 @@ class Task(Generic[P, R]):
         return Call(self, args, dict(kwargs), self.call_options)
 
     def build_spec(
-        self, args: Sequence[Any], kwargs: dict[str, Any], options: CallOptions
+        self,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        options: CallOptions,
+        *,
+        after: Sequence[JobId] = (),
+        workflow: dict[str, str] | None = None,
+        on_failure: OnFailure = "cancel",
     ) -> JobSpec:
         """Encode one call as a JobSpec; raises TypeError for arguments that do not fit the
-        function or that JSON cannot carry, so a bad call fails here, not in a worker."""
-        problem = self.misfit(args, kwargs)
+        function or that JSON cannot carry, so a bad call fails here, not in a worker.
+
+        A workflow step (workflow/plan.py) also gives the jobs it waits for (`after`), its
+        place in the workflow and the failure policy; a step that takes the previous result
+        is checked with a stand-in for it as its first argument."""
+        given = [None, *args] if workflow and workflow.get("input") != "none" else args
+        problem = self.misfit(given, kwargs)
         if problem:
             raise TypeError(f"arguments do not fit task {self.name}: {problem}")
         now = self.app.clock.now()
@@ -208,6 +247,8 @@ class Task(Generic[P, R]):
                 timeout_ms=to_ms(timeout) if timeout else None,
                 result_ttl_ms=to_ms(result_ttl),
                 idempotency_key=options.idempotency_key,
+                depends_on=list(after) or None,
+                workflow=workflow,
                 exchange=options.exchange,
                 routing_key=options.routing_key,
                 headers=dict(options.headers) if options.headers else {},
@@ -224,7 +265,26 @@ class Task(Generic[P, R]):
             max_crashes=self.defaults.max_crashes,
             result_ttl=result_ttl,
             idempotency_key=options.idempotency_key,
+            depends_on=tuple(after),
+            on_failure=on_failure,
+            limits=self._limits(given, kwargs, options.limits, queue),
         )
+
+    def _limits(
+        self, args: Sequence[Any], kwargs: dict[str, Any], call: Limits | None, queue: str
+    ) -> tuple[Limit, ...]:
+        """The task's (or this call's) limits under the call's key, then the queue's."""
+        declared = call if self.defaults.limits is None else self.defaults.limits.merged(call)
+        queued = self.app.queue_limits.get(queue)
+        if declared is None and queued is None:
+            return ()
+        out: list[Limit] = []
+        if declared is not None:
+            value = None if self._limit_key is None else self._limit_key(args, kwargs)
+            out.append(declared.keyed(task_key(self.name, value)))
+        if queued is not None:
+            out.append(queued.keyed(queue_key(queue)))
+        return tuple(out)
 
     async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         """Store one job for this call and return its handle."""

@@ -103,8 +103,10 @@ async def test_the_schema_is_created_and_migrated_once_however_often_it_is_opene
     )
     assert [name for (name,) in tables] == [
         "bindings",
+        "dependencies",
         "exchanges",
         "jobs",
+        "limit_keys",
         "migrations",
         "queues",
         "schedules",

@@ -178,3 +178,48 @@ async def test_a_delayed_job_goes_through_a_delay_queue_and_starts_on_time(url: 
         assert due <= started < due + timedelta(seconds=1), started - due
     finally:
         await broker.close()
+
+
+def test_prefetch_is_a_positive_count_or_left_to_the_claims() -> None:
+    store = quote("sqlite:///errands.db", safe="")
+    assert parse_url(f"amqp://h/%2F?store={store}").prefetch is None
+    assert parse_url(f"amqp://h/%2F?store={store}&prefetch=50").prefetch == 50
+    assert "prefetch" not in parse_url(f"amqp://h/%2F?store={store}&prefetch=50").connect
+    for bad in ("0", "-1", "x", "65536"):
+        with pytest.raises(ValueError, match="prefetch"):
+            parse_url(f"amqp://h/%2F?store={store}&prefetch={bad}")
+
+
+async def test_a_consumer_holds_no_more_tickets_than_its_prefetch(url: str) -> None:
+    broker = await opened(f"{url}&prefetch=3", FakeClock())
+    main = broker.main_name("default")
+    try:
+        await broker.enqueue_many([spec() for _ in range(10)])
+        [claimed] = await broker.claim(ClaimOptions(["default"], 1, LEASE, "w1"))
+        assert await ready_count(url, main) == 7  # one running, two buffered for next claims
+        more = await broker.claim(ClaimOptions(["default"], 2, LEASE, "w1"))
+        assert len(more) == 2
+        assert await ready_count(url, main) == 7  # taken from the buffer: the window is full
+        done = [claimed, *more]
+        assert await broker.finish([Completed(c.lease, result=b"r") for c in done]) == [True] * 3
+        await asyncio.sleep(0.2)  # acked: RabbitMQ fills the window again
+        assert await ready_count(url, main) == 4
+    finally:
+        await broker.close()
+    assert await ready_count(url, main) == 7  # the window's tickets went back
+
+
+async def test_a_job_whose_ticket_another_worker_holds_is_claimed_all_the_same(url: str) -> None:
+    clock = FakeClock()
+    holder, other = await opened(url, clock), await opened(url, clock)
+    try:
+        [first, second] = [e.job_id for e in await holder.enqueue_many([spec(), spec()])]
+        [mine] = await holder.claim(ClaimOptions(["default"], 1, LEASE, "w1"))  # window: both
+        assert await ready_count(url, holder.main_name("default")) == 0
+        [theirs] = await other.claim(ClaimOptions(["default"], 1, LEASE, "w2"))
+        assert {mine.job.id, theirs.job.id} == {first, second}
+        assert await other.finish([Completed(theirs.lease, result=b"r")]) == [True]
+        assert await holder.claim(ClaimOptions(["default"], 1, LEASE, "w1")) == []
+    finally:
+        await holder.close()
+        await other.close()

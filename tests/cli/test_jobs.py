@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from types import ModuleType
 
 import pytest
 from click.testing import CliRunner
 
 from errands import JobState
+from errands.brokers.contract import Broker, ClaimOptions, WorkerInfo
 from errands.cli.main import main
+from errands.job import Progress
 from tests.cli.conftest import AppModules
 
 WIDE = {"COLUMNS": "250"}
+LEASE = timedelta(seconds=30)
 
 
 @pytest.fixture
@@ -36,6 +40,31 @@ def test_list_filters_by_state_and_queue(runner: CliRunner, shop: tuple[str, Mod
     assert "2 jobs" in table.stdout
     assert failed.id in table.stdout
     assert waiting.id in table.stdout
+
+
+def test_list_and_show_print_a_running_jobs_progress(
+    runner: CliRunner, shop: tuple[str, ModuleType]
+) -> None:
+    name, module = shop
+    handle = module.double.enqueue(2)
+
+    async def run_and_report(broker: Broker) -> None:
+        [claimed] = await broker.claim(ClaimOptions(["default"], 1, LEASE, "cli-test"))
+        await broker.extend(
+            [claimed.lease],
+            LEASE,
+            heartbeat=WorkerInfo("cli-test", "host", 1, ("default",), 1, datetime.now(UTC)),
+            progress={claimed.job.id: Progress(0.4, "4 of 10 files")},
+        )
+
+    module.app.portal.call(module.app.call_broker, run_and_report)
+    listed = runner.invoke(main, ["jobs", "list", f"{name}:app", "--json"])
+    table = runner.invoke(main, ["jobs", "list", f"{name}:app"], env=WIDE)
+    shown = runner.invoke(main, ["jobs", "show", f"{name}:app", handle.id])
+
+    assert json.loads(listed.stdout)["progress"] == {"fraction": 0.4, "message": "4 of 10 files"}
+    assert "40% 4 of 10 files" in table.stdout
+    assert "40% 4 of 10 files" in shown.stdout
 
 
 def test_a_bad_state_is_a_usage_error(runner: CliRunner, shop: tuple[str, ModuleType]) -> None:

@@ -44,7 +44,9 @@ class Workers:
             "PYTHONPATH": str(ROOT),
         }
 
-    def start(self, *args: str, lease: float = 1.5) -> subprocess.Popen[bytes]:
+    def start(
+        self, *args: str, lease: float = 1.5, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         log_path = self.tmp_path / f"worker-{len(self.procs)}.log"
         with open(log_path, "wb") as log:  # the child keeps its own copy of the descriptor
             proc = subprocess.Popen(
@@ -58,7 +60,7 @@ class Workers:
                     str(lease),
                     *args,
                 ],
-                env=self.env(),
+                env={**self.env(), **(env or {})},
                 cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -139,3 +139,52 @@ chaos_clock_offsetter = app.get_task("chaos_clock_offset")
 @app.task(name="noop")
 async def noop() -> None:
     """Nothing: for tests that measure when a job starts, not what it does."""
+
+
+# -- cancelling a running job (tests/system/test_cancel.py) ------------------------------------
+
+
+@app.task(name="cancel_async")
+async def cancel_async(key: str) -> None:
+    """Waits a minute; a cancel ends it at its await, and the ledger says when."""
+    record(LEDGER, "start", key)
+    try:
+        await asyncio.sleep(60)
+    finally:
+        record(LEDGER, "stopped", key)
+
+
+@app.task(name="cancel_thread", pool="thread")
+def cancel_thread(key: str) -> None:
+    """Works in small steps for up to a minute, checking the cancel flag between them."""
+    record(LEDGER, "start", key)
+    deadline = time.monotonic() + 60
+    while not errands.current_job().cancelled and time.monotonic() < deadline:
+        time.sleep(0.01)
+    record(LEDGER, "stopped", key)
+
+
+@app.task(name="cancel_process", pool="process")
+def cancel_process(key: str) -> None:
+    """Sleeps a minute in a child process (the ledger has the child's pid); a cancel kills it."""
+    record(LEDGER, "start", key)
+    time.sleep(60)
+
+
+# -- limits enforced by the claim (tests/system/test_limits.py) --------------------------------
+# Both write the timed ledger format to LEDGER (the test reads it with TimedLedger).
+
+
+@app.task(name="rated", rate_limit="10/s")
+def rated(key: str) -> None:
+    """Records its start: at most ten a second, across every worker."""
+    record_timed(LEDGER, "start", key, WORKER_TAG)
+    record_timed(LEDGER, "end", key, WORKER_TAG)
+
+
+@app.task(name="capped", concurrency_limit=2)
+def capped(key: str, seconds: float) -> None:
+    """Records its start and end: never more than two at once, across every worker."""
+    record_timed(LEDGER, "start", key, WORKER_TAG)
+    time.sleep(seconds)
+    record_timed(LEDGER, "end", key, WORKER_TAG)

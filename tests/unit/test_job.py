@@ -61,6 +61,7 @@ def test_a_waiting_job_can_be_cancelled(state: JobState) -> None:
 
 def test_states_are_their_lowercase_names_on_the_wire() -> None:
     assert [str(s) for s in JobState] == [
+        "pending",
         "scheduled",
         "available",
         "running",

@@ -48,8 +48,8 @@ class Claimed:
 
 @dataclass(frozen=True, slots=True)
 class ClaimOptions:
-    """What one claim asks for; later limits (rate, concurrency) join here, not in every
-    broker's signature."""
+    """What one claim asks for. Rate and concurrency limits travel with the jobs
+    (JobSpec.limits), so a claim needs nothing more to enforce them."""
 
     queues: Sequence[str]
     n: int
@@ -235,6 +235,15 @@ class Broker(Protocol):
         reply it lost) stores nothing and returns its own id with `duplicate=True`, whatever
         the stored job's state: a resend never resets a job. A spec with a future
         `scheduled_at` is `scheduled`, otherwise `available`.
+
+        A spec with `depends_on` (ids of specs earlier in the same call) is stored `pending`
+        with its dependencies. Whatever write ends a job (finish, cancel) applies, in the same
+        atomic write, the rule of brokers/dependencies.py to the pending jobs that wait for it:
+        cancelled at once (reason parent_failed) if it did not complete and their `on_failure`
+        is "cancel", else released once their last dependency has ended (`available`, or
+        `scheduled` while their `scheduled_at` is ahead). Each dependency counts once, so a
+        dependent is released at most once. A broker that cannot do this declares the gap
+        "workflows".
         """
         ...
 
@@ -245,6 +254,10 @@ class Broker(Protocol):
         Due `scheduled` and `retryable` jobs are promoted first. Order: priority (high first),
         then scheduled_at, then id. Paused queues are skipped. Each job gets attempt + 1, a
         fresh token, no pending cancel, and expires_at = now + lease.
+
+        A job whose limits (JobSpec.limits, brokers/gate.py) do not admit it now stays
+        `available` and later jobs are claimed instead; the limits' state is read and written
+        in the same atomic write, so they hold across every claimer (docs/limits.md).
         """
         ...
 
@@ -327,8 +340,9 @@ class Broker(Protocol):
         ...
 
     async def cancel(self, job_ids: Sequence[JobId], *, reason: str = "requested") -> list[Job]:
-        """Waiting jobs end `cancelled` at once; running ones get a cancel request that extend
-        reports and rescue applies; terminal ones are unchanged. Returns the jobs after."""
+        """Waiting (and pending) jobs end `cancelled` at once; running ones get a cancel request
+        that extend reports and rescue applies; terminal ones are unchanged. Returns the jobs
+        after."""
         ...
 
     async def requeue(self, job_ids: Sequence[JobId]) -> list[Job]:

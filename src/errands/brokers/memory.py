@@ -29,6 +29,8 @@ from errands.brokers.contract import (
     Topology,
     WorkerInfo,
 )
+from errands.brokers.dependencies import Dependencies
+from errands.brokers.memory_limits import LimitTable
 from errands.brokers.memory_schedules import ScheduleTable
 from errands.brokers.memory_table import JobTable, matches, new_job
 from errands.brokers.memory_topology import TopologyTable
@@ -75,6 +77,8 @@ class MemoryBroker:
         self._workers: dict[str, WorkerInfo] = {}
         self._schedules = ScheduleTable()
         self._topology = TopologyTable()
+        self._dependencies = Dependencies()
+        self._limits = LimitTable()
         self._changed: asyncio.Condition | None = None
         self.calls = 0
 
@@ -103,19 +107,37 @@ class MemoryBroker:
         async with condition:
             condition.notify_all()
 
-    def _move(self, job: Job, state: JobState, **changes: object) -> Job:
+    def _move(self, job: Job, state: JobState, *, settle: bool = True, **changes: object) -> Job:
         if state not in TRANSITIONS[job.state]:
             raise AssertionError(f"illegal transition {job.state} -> {state} for {job.id}")
         if job.state is JobState.RUNNING:
             self._tokens.pop(job.id, None)
             changes.setdefault("lease_expires_at", None)
+        if job.state is JobState.PENDING:
+            self._dependencies.drop(job.id)
         if state in TERMINAL_STATES:
             now = self._clock.now()
             changes.setdefault("finished_at", now)
             changes.setdefault("result_expires_at", now + job.result_ttl)
         moved = job.evolve(state=state, **changes)
         self._table.store(moved)
+        if settle and state in TERMINAL_STATES:
+            self._settle(job.id, completed=state is JobState.COMPLETED)
         return moved
+
+    def _settle(self, job_id: JobId, *, completed: bool) -> None:
+        """Apply the ending of `job_id` to its pending dependents (brokers/dependencies.py),
+        in the same step that ended it."""
+        for child, verdict in self._dependencies.ended(job_id, completed=completed):
+            job = self._jobs.get(child)
+            if job is None or job.state is not JobState.PENDING:
+                continue
+            if verdict == "cancel":
+                self._move(job, JobState.CANCELLED, cancel_reason=CancelReason.PARENT_FAILED)
+            else:
+                assert job.scheduled_at is not None
+                later = job.scheduled_at > self._clock.now()
+                self._move(job, JobState.SCHEDULED if later else JobState.AVAILABLE)
 
     def _key_owner(self, key: tuple[str, str], now: datetime) -> JobId | None:
         owner = self._keys.get(key)
@@ -148,6 +170,10 @@ class MemoryBroker:
                 out.append(Enqueued(owner, duplicate=True))
                 continue
             self._table.store(new_job(spec, now))
+            if spec.depends_on:
+                self._dependencies.add(spec.id, spec.depends_on, spec.on_failure)
+            if spec.limits:
+                self._limits.of[spec.id] = spec.limits
             self._queues.add(spec.queue)
             if key:
                 self._keys[key] = spec.id
@@ -175,6 +201,9 @@ class MemoryBroker:
         now = self._clock.now()
         lease, worker_id = options.lease, options.worker_id
         claimed: list[Claimed] = []
+        # Jobs their limits hold back stay available, and back in line once the claim is done.
+        gate = self._limits.gate(self._jobs, self._tokens, now) if self._limits.of else None
+        held: list[Job] = []
         while len(claimed) < options.n:
             heads = [(h, q) for q in wanted if (h := self._table.ready_head(q)) is not None]
             if not heads:
@@ -182,6 +211,9 @@ class MemoryBroker:
             entry, queue = min(heads)
             self._table.pop_ready(queue)
             job = self._jobs[entry[2]]
+            if gate is not None and not gate.admit(self._limits.of.get(job.id, ())):
+                held.append(job)
+                continue
             token = new_token()
             running = self._move(
                 job,
@@ -194,6 +226,10 @@ class MemoryBroker:
             )
             self._tokens[job.id] = token
             claimed.append(Claimed(running, Lease(job.id, running.attempt, token, now + lease)))
+        for job in held:
+            self._table.store(job)
+        if gate is not None:
+            self._limits.keep(gate)
         return claimed
 
     def _holds(self, lease: Lease) -> Job | None:
@@ -291,15 +327,22 @@ class MemoryBroker:
                 )
 
     def _has_ready(self, queues: Sequence[str]) -> bool:
-        if any(self._table.ready_head(q) is not None for q in set(queues) - self._paused):
+        open_queues = set(queues) - self._paused
+        if self._limits.of:
+            now = self._clock.now()
+            gate = self._limits.gate(self._jobs, self._tokens, now)
+            if self._limits.ready(self._jobs, gate, open_queues):
+                return True
+        elif any(self._table.ready_head(q) is not None for q in open_queues):
             return True
         head = self._table.due_head()
         return head is not None and head[0] <= self._clock.now()
 
     def _next_due(self, queues: Sequence[str]) -> datetime | None:
-        # Any queue's next due job: waking early for another queue's job is harmless.
+        # Any queue's next due job or opening key: waking early for another queue's is harmless.
         head = self._table.due_head()
-        return head[0] if head else None
+        times = (head[0] if head else None, self._limits.next_open(self._clock.now()))
+        return min((at for at in times if at is not None), default=None)
 
     async def wait_done(self, job_ids: Sequence[JobId], timeout: timedelta) -> list[Job]:
         """Wait until every job is terminal, or the timeout; see Broker.wait_done."""
@@ -382,6 +425,7 @@ class MemoryBroker:
     def _delete(self, job_id: JobId) -> None:
         job = self._jobs.pop(job_id)
         self._tokens.pop(job_id, None)
+        self._limits.of.pop(job_id, None)
         key = (job.task, job.idempotency_key or "")
         if job.idempotency_key and self._keys.get(key) == job_id:
             del self._keys[key]
@@ -428,6 +472,7 @@ class MemoryBroker:
         """Cancel waiting jobs now and request it of running ones; see Broker.cancel."""
         self.calls += 1
         why = CancelReason(reason)
+        ended: list[JobId] = []
         for job_id in job_ids:
             job = self._jobs.get(job_id)
             if job is None or job.state in TERMINAL_STATES:
@@ -435,7 +480,11 @@ class MemoryBroker:
             if job.state is JobState.RUNNING:
                 self._jobs[job_id] = job.evolve(cancel_requested=True)
             else:
-                self._move(job, JobState.CANCELLED, cancel_reason=why)
+                # Every job asked ends with the reason given; their dependents are settled after.
+                self._move(job, JobState.CANCELLED, settle=False, cancel_reason=why)
+                ended.append(job_id)
+        for job_id in ended:
+            self._settle(job_id, completed=False)
         await self._notify()
         return [self._jobs[i] for i in job_ids if i in self._jobs]
 

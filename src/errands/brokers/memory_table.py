@@ -68,11 +68,12 @@ class JobTable:
 def new_job(spec: JobSpec, now: datetime) -> Job:
     """The stored job for `spec`, enqueued at `now`."""
     later = spec.scheduled_at is not None and spec.scheduled_at > now
+    state = JobState.SCHEDULED if later else JobState.AVAILABLE
     return Job(
         id=spec.id,
         task=spec.task,
         queue=spec.queue,
-        state=JobState.SCHEDULED if later else JobState.AVAILABLE,
+        state=JobState.PENDING if spec.depends_on else state,
         payload=spec.payload,
         priority=spec.priority,
         max_attempts=spec.max_attempts,

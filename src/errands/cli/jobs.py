@@ -67,6 +67,11 @@ def as_json(job: Job) -> str:
             "max_attempts": job.max_attempts,
             "enqueued_at": _text(job.enqueued_at) or None,
             "finished_at": _text(job.finished_at) or None,
+            "progress": (
+                {"fraction": job.progress.fraction, "message": job.progress.message}
+                if job.progress
+                else None
+            ),
             "last_error": (
                 {"kind": error.kind.value, "type": error.type, "message": error.message}
                 if error
@@ -154,9 +159,10 @@ def list_command(
             click.echo(as_json(job))
         return
     rows = [
-        (j.id, j.task, j.queue, j.state, j.attempt, j.enqueued_at, j.finished_at) for j in page.jobs
+        (j.id, j.task, j.queue, j.state, j.attempt, j.progress, j.enqueued_at, j.finished_at)
+        for j in page.jobs
     ]
-    columns = ("id", "task", "queue", "state", "attempt", "enqueued_at", "finished_at")
+    columns = ("id", "task", "queue", "state", "attempt", "progress", "enqueued_at", "finished_at")
     print_table(plural(len(rows), "job"), columns, rows)
 
 

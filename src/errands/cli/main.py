@@ -16,6 +16,7 @@ from .jobs import jobs_group
 from .migrate import migrate_command
 from .scheduler import scheduler_command
 from .schedules import schedules_group
+from .serve import serve_command
 from .worker import catch_early_signals, worker_command
 
 
@@ -45,3 +46,4 @@ main.add_command(migrate_command)
 main.add_command(scheduler_command)
 main.add_command(schedules_group)
 main.add_command(exchanges_group)
+main.add_command(serve_command)

@@ -17,7 +17,7 @@ from typing import Any
 
 from errands import codec, envelope
 from errands.brokers.contract import Claimed
-from errands.current import RunningJob, enter, leave
+from errands.current import RunningJob, enter, forget_stop, leave
 from errands.errors import MalformedMessage, Timeout
 from errands.job import AttemptError, ErrorKind, FailReason, Progress
 from errands.outcome import Completed, Failed, Outcome
@@ -89,6 +89,7 @@ def attempt(claimed: Claimed, invocation: Invocation) -> Outcome:
         return raised(claimed, invocation, error)
     finally:
         leave(token)
+        forget_stop(claimed.job.id, claimed.lease.attempt)
     return completed(claimed, value)
 
 
@@ -99,6 +100,7 @@ async def attempt_async(claimed: Claimed, invocation: Invocation) -> Outcome:
         return await _attempt_here(claimed, invocation)
     finally:
         leave(token)
+        forget_stop(claimed.job.id, claimed.lease.attempt)
 
 
 async def _attempt_here(claimed: Claimed, invocation: Invocation) -> Outcome:

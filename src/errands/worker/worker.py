@@ -19,11 +19,12 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from errands.brokers.contract import Broker, Claimed, ClaimOptions, WorkerInfo
+from errands.current import request_stop
 from errands.job import JobId, Progress
 from errands.outcome import Cancelled, Outcome, Released
 from errands.policy import after_crash
 from errands.scheduling.scheduler import Scheduler
-from errands.task import PoolName
+from errands.task import PoolName, Task
 from errands.worker.completer import Completer
 from errands.worker.execution import Invocation, error_of, prepare, raised
 from errands.worker.leases import LeaseKeeper
@@ -36,6 +37,7 @@ from errands.worker.pools.processes import ProcessPool
 from errands.worker.pools.threads import ThreadPool
 from errands.worker.prefetch import Prefetch
 from errands.worker.queue_order import QueueOrder
+from errands.workflow.inputs import supplied, takes_inputs
 
 if TYPE_CHECKING:
     from errands.app import App
@@ -242,15 +244,17 @@ class Worker:
                 self._slot_free.clear()
                 await self._slot_free.wait()  # a stop sets it too: one event, no tasks
                 continue
+            flushes = self._completer.flushes
             claimed = await self._claim(broker, free)
             for one in claimed:
                 self._start(one)
             if claimed or self._claim_failures:
                 continue
             if until_idle and not self._running:
-                if not self._completer.settled:
-                    # An outcome still on its way may make a job claimable again (a retry
-                    # due now): idle means nothing claimable once every outcome is stored.
+                if not self._completer.settled or self._completer.flushes != flushes:
+                    # An outcome still on its way, or stored while the claim ran, may make a
+                    # job claimable (a retry due now, a released workflow step): idle means
+                    # nothing claimable once every outcome is stored.
                     await self._completer.drain()
                     continue
                 return
@@ -324,6 +328,11 @@ class Worker:
 
     async def _run_one(self, claimed: Claimed) -> Outcome:
         report = functools.partial(self._report, claimed.job.id)
+        if takes_inputs(claimed):  # a workflow step: the results it waited for come first
+            fed = await supplied(self.app.broker, claimed)
+            if not isinstance(fed, Claimed):
+                return fed
+            claimed = fed
         prepared = prepare(claimed, self.app.registry, report)
         if not isinstance(prepared, Invocation):
             return prepared  # dead-lettered; the JobLog middleware says why
@@ -342,12 +351,20 @@ class Worker:
         self._loop.call_soon_threadsafe(self._keeper.report, job_id, progress)
 
     def _pool_for(self, invocation: Invocation) -> Pool:
-        name: str = self.forced_pool or invocation.task.defaults.pool
-        if invocation.task.is_async and name == "thread":
+        return self._pools.get(self._pool_name(invocation.task)) or self._pools["thread"]
+
+    def _pool_name(self, task: Task[..., Any]) -> str:
+        name: str = self.forced_pool or task.defaults.pool
+        if task.is_async and name == "thread":
             name = "async"  # a coroutine needs a loop, not a thread
-        if not invocation.task.is_async and name == "async":
+        if not task.is_async and name == "async":
             name = "thread"  # a blocking function must not stall the loop
-        return self._pools.get(name) or self._pools["thread"]
+        return name
+
+    def _in_thread(self, claimed: Claimed) -> bool:
+        """True if the job runs in this process (thread or async pool), not in a child."""
+        task = self.app.registry.get(claimed.job.task)
+        return task is not None and self._pool_name(task) != "process"
 
     # -- leases, cancels, flushes ------------------------------------------------------------------
 
@@ -371,10 +388,14 @@ class Worker:
         )
 
     def _cancel(self, job_id: JobId) -> None:
-        task = self._running.get(job_id)
-        if task is not None and not task.done():
+        task, claimed = self._running.get(job_id), self._claims.get(job_id)
+        if task is not None and claimed is not None and not task.done():
             log.info("cancelling job %s on request", job_id)
             self._why_stopped[job_id] = "cancel"
+            if self._in_thread(claimed) and job_id not in self.prefetch.waiting:
+                # The flag a thread-pool task can check; the attempt clears it when the
+                # function returns (execution.attempt), however late.
+                request_stop(job_id, claimed.lease.attempt)
             task.cancel()
 
     def _lost(self, job_id: JobId) -> None:
@@ -387,6 +408,8 @@ class Worker:
                 log.warning("outcome of job %s rejected: its lease was lost", outcome.lease.job_id)
 
     def _too_stuck(self) -> None:
+        if self._stopping.is_set():
+            return  # threads abandoned by a shutdown past its grace: not a reason to restart
         log.error("too many threads are stuck past their time limit; draining to restart")
         self.request_stop(restart=True)
 

@@ -35,8 +35,9 @@ from errands.brokers.contract import (
     Topology,
     WorkerInfo,
 )
-from errands.brokers.postgres import enqueue, maintenance, reads, schedules, transactional
+from errands.brokers.postgres import control, enqueue, maintenance, reads, schedules, transactional
 from errands.brokers.postgres import leases as stored_leases
+from errands.brokers.postgres import limits as stored_limits
 from errands.brokers.postgres import topology as stored_topology
 from errands.brokers.postgres.database import Database
 from errands.brokers.postgres.notices import Notices
@@ -241,7 +242,7 @@ class PostgresBroker:
             ready, due_in = await self._one(
                 "readiness", {"queues": list(queues), "now": self._now()}
             )
-            return bool(ready), due_in
+            return await self._call(stored_limits.readiness, queues, bool(ready), due_in)
 
         await waiters.wait_ready(notices, queues, timeout, read)
 
@@ -307,15 +308,7 @@ class PostgresBroker:
         """Cancel waiting jobs now and request it of running ones; see Broker.cancel."""
         why = CancelReason(reason)  # an unknown reason is refused before anything is written
         if job_ids:
-            await self._fetch(
-                "cancel",
-                {
-                    "ids": list(job_ids),
-                    "reason": str(why),
-                    "now": self._now(),
-                    "done": self._url.done_channel,
-                },
-            )
+            await self._call(control.cancel, job_ids, str(why))
         return await self.get(job_ids)
 
     async def requeue(self, job_ids: Sequence[JobId]) -> list[Job]:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from errands.brokers.contract import Enqueued
-from errands.brokers.postgres import rows
+from errands.brokers.postgres import limits, rows
 from errands.brokers.postgres.pool import Connection
 from errands.brokers.postgres.sql import Q, Scope
 from errands.errors import BrokerError
@@ -22,15 +22,17 @@ Key = tuple[str, str]  # (task, idempotency key)
 
 async def many(connection: Connection, scope: Scope, specs: Sequence[JobSpec]) -> list[Enqueued]:
     """Store the specs in one statement, or a short transaction when they carry idempotency
-    keys; see Broker.enqueue_many."""
-    if all(spec.idempotency_key is None for spec in specs):
+    keys, dependencies or limits; see Broker.enqueue_many."""
+    plain = (s.idempotency_key is None and not s.depends_on and not s.limits for s in specs)
+    if all(plain):
         return await _insert_all(connection, scope, specs)
     async with connection.transaction():
         return await keyed(connection, scope, specs)
 
 
 async def keyed(connection: Any, scope: Scope, specs: Sequence[JobSpec]) -> list[Enqueued]:
-    """Release the expired keys the specs name, then insert (inside a transaction)."""
+    """Release the expired keys the specs name, then insert, with the dependencies of the
+    pending jobs stored (inside a transaction)."""
     keys = [spec for spec in specs if spec.idempotency_key is not None]
     if keys:
         await connection.execute(
@@ -41,7 +43,17 @@ async def keyed(connection: Any, scope: Scope, specs: Sequence[JobSpec]) -> list
                 "now": scope.now(),
             },
         )
-    return await _insert_all(connection, scope, specs)
+    replies = await _insert_all(connection, scope, specs)
+    await limits.store(connection, specs)
+    waiting = [spec for spec in specs if spec.depends_on]
+    if waiting:
+        stored = [
+            r.job_id
+            for s, r in zip(specs, replies, strict=True)
+            if s.depends_on and not r.duplicate
+        ]
+        await connection.execute(Q["dependencies_insert"], rows.dependency_params(waiting, stored))
+    return replies
 
 
 async def _insert_all(

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 from errands.brokers.contract import Claimed, ClaimOptions, Extended, WorkerInfo
-from errands.brokers.postgres import rows
+from errands.brokers.postgres import limits, rows
 from errands.brokers.postgres.pool import Connection
 from errands.brokers.postgres.sql import Scope, fetch
 from errands.job import JobId, Progress
@@ -33,7 +33,10 @@ async def claim(
             "ready": scope.url.ready_channel,
         },
     )
-    return rows.claimed_from_rows([row for row in found if row[0] is not None], names)
+    claimed = rows.claimed_from_rows([row for row in found if row[0] is not None], names)
+    if claimed or not await limits.waiting(connection, options.queues):
+        return claimed
+    return await limits.claim(connection, scope, options)
 
 
 async def extend(

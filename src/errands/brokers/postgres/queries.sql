@@ -65,17 +65,19 @@ WITH inserted AS (
     )
     SELECT
         s.id, s.task, s.queue,
-        CASE WHEN s.due > %(now)s::timestamptz THEN 'scheduled' ELSE 'available' END,
+        CASE WHEN s.pending THEN 'pending'
+             WHEN s.due > %(now)s::timestamptz THEN 'scheduled' ELSE 'available' END,
         s.payload, s.priority, s.max_attempts, s.max_crashes, %(now)s::timestamptz,
         CASE WHEN s.due > %(now)s::timestamptz THEN s.due ELSE %(now)s::timestamptz END,
         s.result_ttl, s.idempotency_key
     FROM unnest(
         %(ids)s::text[], %(tasks)s::text[], %(queues)s::text[], %(payloads)s::bytea[],
         %(priorities)s::integer[], %(dues)s::timestamptz[], %(max_attempts)s::integer[],
-        %(max_crashes)s::integer[], %(result_ttls)s::interval[], %(keys)s::text[]
+        %(max_crashes)s::integer[], %(result_ttls)s::interval[], %(keys)s::text[],
+        %(pending)s::boolean[]
     ) WITH ORDINALITY AS s (
         id, task, queue, payload, priority, due, max_attempts, max_crashes, result_ttl,
-        idempotency_key, position
+        idempotency_key, pending, position
     )
     ORDER BY s.position
     ON CONFLICT DO NOTHING
@@ -89,6 +91,15 @@ SELECT
     coalesce(array_agg(id), '{}') AS ids,
     notice(%(ready)s, string_agg(DISTINCT queue, E'\n')) AS noticed
 FROM inserted;
+
+-- name: dependencies_insert
+-- The dependencies of the pending jobs an enqueue just stored (:stored), in its transaction.
+INSERT INTO dependencies (depends_on, job_id, on_failure)
+SELECT d.depends_on, d.job_id, d.on_failure
+FROM unnest(%(parents)s::text[], %(children)s::text[], %(policies)s::text[])
+    AS d (depends_on, job_id, on_failure)
+WHERE d.job_id = ANY(%(stored)s::text[])
+ON CONFLICT DO NOTHING;
 
 -- name: enqueue_owners
 -- For the specs the insert left out: is the id stored (a resend), and which job holds the key.
@@ -107,12 +118,14 @@ ORDER BY s.position;
 -- compete with them, and the rest of the due jobs become available. SKIP LOCKED: concurrent
 -- claimers never wait for each other and never take the same job. A row is updated once: the
 -- due jobs claimed go straight to running. Rows come back in claim order.
+-- It takes no job with limits, and none at all while one is available in its queues: the caller
+-- then claims through postgres/limits.py, which takes every kind in claim order.
 WITH open AS (
     SELECT q.name FROM unnest(%(queues)s::text[]) AS q (name)
     WHERE NOT EXISTS (SELECT 1 FROM queues WHERE queues.name = q.name AND queues.paused)
 ),
 due AS MATERIALIZED (
-    SELECT id, queue, priority, scheduled_at FROM jobs
+    SELECT id, queue, priority, scheduled_at, limits IS NULL AS plain FROM jobs
     WHERE state IN ('scheduled', 'retryable') AND scheduled_at <= %(now)s::timestamptz
     ORDER BY scheduled_at, id
     LIMIT %(promote_limit)s
@@ -123,7 +136,7 @@ ready AS MATERIALIZED (
     FROM open
     CROSS JOIN LATERAL (
         SELECT id, priority, scheduled_at FROM jobs
-        WHERE state = 'available' AND queue = open.name
+        WHERE state = 'available' AND queue = open.name AND limits IS NULL
         ORDER BY priority DESC, scheduled_at, id
         LIMIT %(n)s
         FOR UPDATE SKIP LOCKED
@@ -133,8 +146,12 @@ picked AS MATERIALIZED (
     SELECT id FROM (
         SELECT id, priority, scheduled_at FROM ready
         UNION ALL
-        SELECT id, priority, scheduled_at FROM due WHERE queue IN (SELECT name FROM open)
+        SELECT id, priority, scheduled_at FROM due WHERE plain AND queue IN (SELECT name FROM open)
     ) AS candidates
+    WHERE NOT EXISTS (
+        SELECT 1 FROM jobs
+        WHERE state = 'available' AND limits IS NOT NULL AND queue IN (SELECT name FROM open)
+    )
     ORDER BY priority DESC, scheduled_at, id
     LIMIT %(n)s
 ),
@@ -237,7 +254,16 @@ SELECT
         %(ready)s,
         string_agg(DISTINCT queue, E'\n') FILTER (WHERE state IN ('available', 'scheduled',
                                                                   'retryable'))
-    ) AS noticed_ready
+    ) AS noticed_ready,
+    -- The jobs that wait for those that ended, settled in this transaction (0004_workflows):
+    -- settle() writes only pending jobs and dependencies, which this statement leaves alone.
+    settle(
+        coalesce(array_agg(id) FILTER (WHERE state IN ('completed', 'failed', 'cancelled')),
+                 '{}'),
+        coalesce(array_agg(state = 'completed')
+                 FILTER (WHERE state IN ('completed', 'failed', 'cancelled')), '{}'),
+        %(now)s::timestamptz, %(ready)s, %(done)s
+    ) AS settled
 FROM moved;
 
 -- name: reclaim
@@ -369,7 +395,8 @@ WITH ended AS (
     UPDATE jobs SET
         state = 'cancelled', cancel_reason = %(reason)s, finished_at = %(now)s::timestamptz,
         result_expires_at = %(now)s::timestamptz + result_ttl
-    WHERE id = ANY(%(ids)s::text[]) AND state IN ('scheduled', 'available', 'retryable')
+    WHERE id = ANY(%(ids)s::text[])
+      AND state IN ('pending', 'scheduled', 'available', 'retryable')
     RETURNING id
 ),
 requested AS (
@@ -380,8 +407,14 @@ requested AS (
 SELECT
     (SELECT count(*) FROM requested) AS requested,
     count(*) AS ended,
-    notice(%(done)s, string_agg(id, ' ')) AS noticed
+    notice(%(done)s, string_agg(id, ' ')) AS noticed,
+    coalesce(array_agg(id), '{}') AS ids
 FROM ended;
+
+-- name: settle
+-- After a cancel, in its transaction: the dependents of the jobs it ended (0004_workflows).
+SELECT settle(%(ids)s::text[], %(completed)s::boolean[], %(now)s::timestamptz, %(ready)s,
+              %(done)s);
 
 -- name: requeue
 -- Failed and cancelled jobs run again with fresh failure and crash budgets; attempt and the

@@ -164,6 +164,19 @@ def enqueue_params(specs: Sequence[JobSpec]) -> Params:
         "max_crashes": [spec.max_crashes for spec in specs],
         "result_ttls": [spec.result_ttl for spec in specs],
         "keys": [spec.idempotency_key for spec in specs],
+        "pending": [bool(spec.depends_on) for spec in specs],
+    }
+
+
+def dependency_params(specs: Sequence[JobSpec], stored: Sequence[JobId]) -> Params:
+    """The dependencies_insert statement's arrays: one element per (dependency, dependent)
+    of `specs`, and the ids an enqueue stored (a duplicate gets no dependencies)."""
+    edges = [(parent, s.id, s.on_failure) for s in specs for parent in dict.fromkeys(s.depends_on)]
+    return {
+        "parents": [edge[0] for edge in edges],
+        "children": [edge[1] for edge in edges],
+        "policies": [edge[2] for edge in edges],
+        "stored": list(stored),
     }
 
 

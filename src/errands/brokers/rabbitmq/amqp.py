@@ -1,36 +1,41 @@
-"""Amqp: one connection and confirm channel to RabbitMQ, the queues declared on it and the
-tickets got on it.
+"""Amqp: one connection and confirm channel to RabbitMQ, the queues declared on it, and its
+Inbox of tickets (consumers, deliveries, acks: consume.py).
 
 A failed call drops the connection and the next one connects again; every ticket got on the
 old channel is then requeued by RabbitMQ, so the tickets held here are forgotten with it (a
-ticket's `generation` says which channel it came from).
+ticket's `generation` says which channel it came from), and so are its consumers: a claim
+starts them again on the new channel.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable
 from typing import Final
 
 import aio_pika
+import aiormq
 from aio_pika.abc import (
     AbstractChannel,
     AbstractConnection,
     AbstractExchange,
-    AbstractIncomingMessage,
     AbstractQueue,
 )
 
-from errands.brokers.rabbitmq.tickets import HOLD_MS, Held, Ticket, ms, read_ticket
+from errands.brokers.rabbitmq.consume import Inbox
+from errands.brokers.rabbitmq.tickets import Held, Ticket, Window, ms
 from errands.brokers.rabbitmq.url import RabbitURL
 from errands.clock import Clock, SystemClock
 from errands.errors import BrokerUnavailable
 
 DELIVERY_LIMIT: Final = 20
-#: Seconds a `basic.get` may take: a live server answers at once, and a get left hanging on a
-#: connection that just dropped would stall a worker's claims for the whole URL timeout.
-GET_TIMEOUT: Final = 1.0
+#: A queue's consumer may hold this many times the largest claim unacked (unless the URL sets
+#: `prefetch`): the tickets of running jobs, of jobs whose outcomes wait to be stored (the
+#: worker batches them), and as many again ready for the next claims.
+PREFETCH_PER_CLAIM: Final = 3
+#: Seconds a new consumer waits for the tickets its queue had ready when it started.
+FILL_WAIT: Final = 0.25
 
 #: The errors of a connection or channel gone wrong, raised as BrokerUnavailable.
 ERRORS: Final = (
@@ -51,13 +56,19 @@ class Amqp:
         self.prefix = url.prefix
         self.real_clock = isinstance(clock, SystemClock)
         self.timeout = url.timeout.total_seconds()
-        self.held = Held()
+        self.claim_size = 1  # the largest claim so far, kept across reconnections
         self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
         self._generation = 0
+        self.inbox = Inbox(None, self._generation, clock)
         self._connecting = asyncio.Lock()
         self._queues: dict[str, AbstractQueue] = {}
         self._dead_declared = False
+
+    @property
+    def held(self) -> Held:
+        """The tickets held on the current channel."""
+        return self.inbox.held
 
     def now_ms(self) -> int:
         """The clock's now, in epoch milliseconds."""
@@ -86,7 +97,7 @@ class Amqp:
         connection, self._connection, self._channel = self._connection, None, None
         self._queues.clear()
         self._dead_declared = False
-        self.held = Held()
+        self.inbox = Inbox(None, self._generation, self.clock)
         if connection is not None:
             with contextlib.suppress(Exception):
                 await connection.close()
@@ -106,6 +117,8 @@ class Amqp:
                 connection = await aio_pika.connect(self.url.connect, timeout=self.timeout)
                 try:
                     channel = await connection.channel(publisher_confirms=True)
+                    raw = await channel.get_underlay_channel()
+                    assert isinstance(raw, aiormq.Channel)  # the Inbox reads its consumers
                 except BaseException:
                     await connection.close()
                     raise
@@ -114,6 +127,7 @@ class Amqp:
                     f"RabbitMQ at {self.url.location} unavailable: {error!r}"
                 ) from error
             self._connection, self._channel = connection, channel
+            self.inbox = Inbox(raw, self._generation, self.clock)
             return channel
 
     def _usable(self) -> bool:
@@ -143,11 +157,13 @@ class Amqp:
 
     # -- declarations -----------------------------------------------------------------------
 
-    async def main_queue(self, channel: AbstractChannel, queue: str) -> AbstractQueue:
-        """The main queue of `queue`, declared on first use."""
+    async def main_queue(
+        self, channel: AbstractChannel, queue: str, *, fresh: bool = False
+    ) -> AbstractQueue:
+        """The main queue of `queue`, declared on first use (`fresh`: again, for its count)."""
         name = self.main_name(queue)
         declared = self._queues.get(name)
-        if declared is None:
+        if declared is None or fresh:
             declared = await channel.declare_queue(
                 name,
                 durable=True,
@@ -198,37 +214,23 @@ class Amqp:
 
     # -- tickets got ------------------------------------------------------------------------
 
-    async def get_tickets(
-        self, queues: Sequence[str], n: int, usable: dict[str, list[Ticket]], now_ms: int
-    ) -> list[Ticket]:
-        """Get tickets of each of `queues` until `usable` has n of that queue or its main
-        queue is empty. A due ticket joins `usable`; one due within HOLD_MS (any, under a fake
-        clock) is held here until due; the later ones are returned, to go through a delay
-        queue; a malformed one is acked (dropped). BrokerUnavailable loses every ticket got so
-        far, with the channel (RabbitMQ requeues them)."""
-        hops: list[Ticket] = []
-        malformed: list[AbstractIncomingMessage] = []
-        async with self.session("get tickets") as channel:
-            for queue in queues:
-                declared = await self.main_queue(channel, queue)
-                while len(usable[queue]) < n:
-                    message = await declared.get(
-                        no_ack=False, fail=False, timeout=min(self.timeout, GET_TIMEOUT)
-                    )
-                    if message is None:
-                        break
-                    got = read_ticket(message, queue, self._generation)
-                    if got is None:
-                        malformed.append(message)
-                    elif got.due_ms <= now_ms:
-                        usable[queue].append(got)
-                    elif self.real_clock and got.due_ms - now_ms > HOLD_MS:
-                        hops.append(got)
-                    else:
-                        self.held.future.append(got)
-            for message in malformed:
-                await message.ack()
-        return hops
+    async def window(self, channel: AbstractChannel, queue: str) -> Window:
+        """The prefetch window of `queue`'s consumer, started on first use (again after a
+        reconnection, or when RabbitMQ cancelled it); a new one waits a moment for the tickets
+        its queue had ready, so that the first claim sees them."""
+        window = self.inbox.consuming(queue)
+        if window is not None:
+            return window
+        ready = (await self.main_queue(channel, queue, fresh=True)).declaration_result
+        prefetch = self.url.prefetch or PREFETCH_PER_CLAIM * self.claim_size
+        window = await self.inbox.consume(queue, self.main_name(queue), prefetch, self.timeout)
+        expected = min(ready.message_count or 0, prefetch)
+        await self.inbox.wait_for(lambda: window.outstanding >= expected, FILL_WAIT)
+        return window
+
+    async def get(self, queue: str, want: int) -> int:
+        """`basic.get` up to `want` tickets of `queue` (its consumer's window is full)."""
+        return await self.inbox.get(queue, self.main_name(queue), want, self.timeout)
 
     def alive(self, ticket: Ticket) -> bool:
         """Whether `ticket` came on the channel still open (else RabbitMQ has requeued it)."""
@@ -236,14 +238,10 @@ class Amqp:
 
     async def ack(self, tickets: Iterable[Ticket]) -> None:
         """Ack the tickets still alive (done with: their queue loses them)."""
-        for ticket in tickets:
-            if self.alive(ticket):
-                with contextlib.suppress(*ERRORS):
-                    await ticket.message.ack()
+        with contextlib.suppress(*ERRORS):
+            await self.inbox.ack(t for t in tickets if self.alive(t))
 
     async def nack(self, tickets: Iterable[Ticket]) -> None:
         """Nack the tickets still alive, back to their queue."""
-        for ticket in tickets:
-            if self.alive(ticket):
-                with contextlib.suppress(*ERRORS):
-                    await ticket.message.nack(requeue=True)
+        with contextlib.suppress(*ERRORS):
+            await self.inbox.nack(t for t in tickets if self.alive(t))

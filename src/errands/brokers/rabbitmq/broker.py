@@ -11,6 +11,7 @@ docs/brokers/rabbitmq.md.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
@@ -28,9 +29,10 @@ from errands.brokers.contract import (
     WorkerInfo,
 )
 from errands.brokers.rabbitmq.amqp import Amqp
+from errands.brokers.rabbitmq.claiming import collect, settle_unused
 from errands.brokers.rabbitmq.delegated import StoreVerbs
 from errands.brokers.rabbitmq.publish import dead_letter, move, publish
-from errands.brokers.rabbitmq.tickets import NewTicket, Ticket, for_specs, ms
+from errands.brokers.rabbitmq.tickets import NewTicket, for_specs, ms
 from errands.brokers.rabbitmq.url import RabbitURL, parse_url
 from errands.clock import Clock
 from errands.errors import BrokerUnavailable
@@ -40,12 +42,9 @@ from errands.outcome import Crashed, Failed, Outcome, Released, Retrying, Snooze
 
 log = logging.getLogger(__name__)
 
-#: An extra ticket (no job for it) younger than this is kept: its job may not be stored yet.
-YOUNG_MS: Final = 5000
-#: Due jobs a claim without tickets promotes in the store.
-PROMOTE_LIMIT: Final = 1000
-#: A running job's ticket is acked after this long (RabbitMQ closes a channel that holds an
-#: unacked message past its consumer timeout, 30 minutes by default); the lease guards it.
+#: A ticket delivered this long ago is let go: acked if its job runs (RabbitMQ closes a channel
+#: that holds an unacked message past its consumer timeout, 30 minutes by default; the lease
+#: guards the job), moved (published again, then acked) if no claim has used it yet.
 ACK_RUNNING_AFTER: Final = timedelta(minutes=15)
 
 
@@ -66,6 +65,8 @@ class RabbitMQBroker(StoreVerbs):
             gaps=dict(store.capabilities.gaps),
         )
         self._store_open = False
+        self._finishing: set[asyncio.Future[None]] = set()  # finish calls under way
+        self._finished = 0  # finish calls ended
 
     @classmethod
     def from_url(cls, url: str, *, clock: Clock) -> RabbitMQBroker:
@@ -136,67 +137,62 @@ class RabbitMQBroker(StoreVerbs):
     # -- claiming ---------------------------------------------------------------------------
 
     async def claim(self, options: ClaimOptions) -> list[Claimed]:
-        """Take up to n due tickets of each queue, then claim as many jobs from the store."""
+        """Take up to n due tickets of each queue (claiming.collect), then claim as many jobs
+        from the store, plus the claimable ones whose tickets are not here. A claim that found
+        nothing while an outcome was being stored tries once more after it: that outcome may
+        have made a job claimable (a released dependent, a retry due now), and a worker whose
+        claim finds nothing must have seen every outcome it stored before."""
         if options.n <= 0:
             return []
-        now_ms = self.amqp.now_ms()
-        usable = self.amqp.held.take_due(options.queues, options.n, now_ms, self.amqp.alive)
-        hops = await self.amqp.get_tickets(options.queues, options.n, usable, now_ms)
-        if hops:
-            with contextlib.suppress(BrokerUnavailable):
-                await move(self.amqp, hops)
+        finished = self._finished
+        claimed = await self._claim(options)
+        if not claimed and (self._finishing or self._finished != finished):
+            if self._finishing:
+                await asyncio.wait(set(self._finishing))
+            claimed = await self._claim(options)
+        return claimed
+
+    async def _claim(self, options: ClaimOptions) -> list[Claimed]:
+        usable, ticketless, with_jobs = await collect(
+            self.amqp, self.store, options.queues, options.n
+        )
         tickets = [ticket for queue in options.queues for ticket in usable[queue]]
-        if not tickets:
-            # A claim promotes due jobs first (Broker.claim), tickets or not.
-            await self.store.promote(limit=PROMOTE_LIMIT)
+        ask = min(options.n, len(tickets) + ticketless)
+        if not ask:
             return []
-        ask = min(options.n, len(tickets))
+        queues = [q for q in options.queues if usable[q] or (ticketless and q in with_jobs)]
         try:
             claimed = await self.store.claim(
-                ClaimOptions(
-                    [queue for queue in options.queues if usable[queue]],
-                    ask,
-                    options.lease,
-                    options.worker_id,
-                )
+                ClaimOptions(queues, ask, options.lease, options.worker_id)
             )
         except BaseException:
             await self.amqp.nack(tickets)
             raise
-        started = self.clock.monotonic()
         for one in claimed:
             pool = usable.get(one.job.queue)
             if pool:
-                ticket = pool.pop(0)
-                ticket.got_at = started
-                self.amqp.held.running[str(one.job.id)] = ticket
+                self.amqp.held.running[str(one.job.id)] = pool.pop(0)
         unused = [ticket for queue in options.queues for ticket in usable[queue]]
         if unused:
             with contextlib.suppress(BrokerUnavailable):
-                await self._settle_unused(unused, exhausted=len(claimed) < ask)
+                await settle_unused(self.amqp, self.store, unused, exhausted=len(claimed) < ask)
         return claimed
-
-    async def _settle_unused(self, unused: list[Ticket], *, exhausted: bool) -> None:
-        """Tickets a claim took but did not use. While the store may still have jobs for them
-        (the claim was limited by n) they go back; when it had none they are extras: kept
-        (re-published through the smallest delay bucket) if their queue is paused or they are
-        young, else dropped."""
-        if not exhausted:
-            await move(self.amqp, unused)
-            return
-        paused = (await self.store.counts(sorted({t.queue for t in unused}))).paused
-        now_ms = self.amqp.now_ms()
-        keep: list[Ticket] = []
-        drop: list[Ticket] = []
-        for ticket in unused:
-            young = now_ms - max(ticket.published_ms, ticket.due_ms) < YOUNG_MS
-            (keep if ticket.queue in paused or young else drop).append(ticket)
-        await self.amqp.ack(drop)
-        await move(self.amqp, keep, bucket=True)
 
     # -- finishing --------------------------------------------------------------------------
 
     async def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """Finish the attempts (`_finish`), tracked so that a claim knows when an outcome was
+        stored meanwhile."""
+        done = asyncio.get_running_loop().create_future()
+        self._finishing.add(done)
+        try:
+            return await self._finish(outcomes)
+        finally:
+            self._finishing.discard(done)
+            self._finished += 1
+            done.set_result(None)
+
+    async def _finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
         """Publish a ticket for each job the outcome makes claimable again, then finish in the
         store, then dead-letter the failed ones and ack the tickets the jobs held.
 
@@ -254,7 +250,7 @@ class RabbitMQBroker(StoreVerbs):
     async def wait_ready(self, queues: Sequence[str], timeout: timedelta) -> None:
         """The store's wait (it knows every due time), cut short when a ticket held here
         comes due."""
-        first = self.amqp.held.first_due_ms(queues, self.amqp.alive)
+        first = self.amqp.held.first_due_ms(queues)
         if first is not None:
             wait_ms = first - self.amqp.now_ms()
             if wait_ms <= 0:
@@ -270,9 +266,13 @@ class RabbitMQBroker(StoreVerbs):
         heartbeat: WorkerInfo,
         progress: Mapping[JobId, Progress],
     ) -> Extended:
-        """The store's extend; tickets of jobs running longer than ACK_RUNNING_AFTER are acked
-        here, before RabbitMQ's consumer timeout closes the channel (the lease guards them)."""
+        """The store's extend; tickets delivered longer than ACK_RUNNING_AFTER ago are let go
+        here, before RabbitMQ's consumer timeout closes the channel: acked when their job runs
+        (the lease guards it), moved when no claim has used them yet."""
         extended = await self.store.extend(leases, lease, heartbeat=heartbeat, progress=progress)
         cutoff = self.clock.monotonic() - ACK_RUNNING_AFTER.total_seconds()
-        await self.amqp.ack(self.amqp.held.pop_running_since(cutoff))
+        running, idle = self.amqp.held.pop_since(cutoff)
+        await self.amqp.ack(running)
+        with contextlib.suppress(BrokerUnavailable):  # nacked: they come back to a claim
+            await move(self.amqp, idle)
         return extended

@@ -7,13 +7,13 @@ ticket of the job the store hands out.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage
 
 from errands.job import JobSpec
 
@@ -27,17 +27,38 @@ QUEUE: Final = "x-errands-queue"
 HOLD_MS: Final = 1000
 
 
+@dataclass(slots=True)
+class Window:
+    """A queue's consumer on the channel: RabbitMQ delivers it no more than `prefetch`
+    tickets unacked (those serving running jobs included)."""
+
+    prefetch: int
+    tag: str = ""
+    outstanding: int = 0  # delivered to it and not acked or nacked yet
+
+    @property
+    def full(self) -> bool:
+        """Whether RabbitMQ delivers it nothing more until a ticket is settled."""
+        return self.outstanding >= self.prefetch
+
+    @property
+    def room(self) -> int:
+        """Tickets RabbitMQ may still deliver to it."""
+        return max(0, self.prefetch - self.outstanding)
+
+
 @dataclass(eq=False, slots=True)
 class Ticket:
-    """One ticket got from RabbitMQ and not yet acked, on the channel of `generation`."""
+    """One ticket delivered by RabbitMQ and not yet acked, on the channel of `generation`."""
 
-    message: AbstractIncomingMessage
+    tag: int  # the delivery tag
     queue: str
     job_id: str
     due_ms: int
     published_ms: int
     generation: int
-    got_at: float = 0.0  # the clock's monotonic seconds when it started to serve a job
+    got_at: float  # the clock's monotonic seconds when it was delivered
+    window: Window | None  # its consumer's, or None when it came by basic.get
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,30 +104,53 @@ def for_specs(specs: Iterable[JobSpec], now_ms: int) -> list[NewTicket]:
 
 @dataclass(slots=True)
 class Held:
-    """Tickets this broker object holds: not due yet, or serving a running job."""
+    """Tickets this broker object holds on its channel: delivered and not looked at yet
+    (`arrived`, per queue, in order), not due yet (`future`), serving a running job, or
+    malformed (to ack)."""
 
+    arrived: dict[str, deque[Ticket]] = field(default_factory=dict)
     future: list[Ticket] = field(default_factory=list)
     running: dict[str, Ticket] = field(default_factory=dict)
+    malformed: list[Ticket] = field(default_factory=list)
 
-    def take_due(
-        self, queues: Sequence[str], n: int, now_ms: int, alive: Callable[[Ticket], bool]
-    ) -> dict[str, list[Ticket]]:
-        """Up to `n` due tickets of each of `queues`, taken out of `future` (which also loses
-        the tickets of a channel that is gone: RabbitMQ has requeued them)."""
-        usable: dict[str, list[Ticket]] = {queue: [] for queue in queues}
-        for ticket in list(self.future):
-            if not alive(ticket):
-                self.future.remove(ticket)
-            elif (
-                ticket.queue in usable and ticket.due_ms <= now_ms and len(usable[ticket.queue]) < n
-            ):
-                self.future.remove(ticket)
-                usable[ticket.queue].append(ticket)
-        return usable
+    def buffered(self, queues: Iterable[str]) -> int:
+        """Tickets of `queues` delivered and not looked at yet."""
+        return sum(len(self.arrived.get(queue, ())) for queue in queues)
 
-    def first_due_ms(self, queues: Sequence[str], alive: Callable[[Ticket], bool]) -> int | None:
+    def take(
+        self,
+        usable: dict[str, list[Ticket]],
+        n: int,
+        now_ms: int,
+        far: Callable[[Ticket], bool],
+    ) -> list[Ticket]:
+        """Fill each queue of `usable` up to n due tickets, held ones first, then arrived
+        ones in order; an arrived ticket not due yet is held, or returned when `far` (to go
+        through a delay queue)."""
+        keep: list[Ticket] = []
+        for ticket in self.future:
+            pool = usable.get(ticket.queue)
+            if pool is not None and ticket.due_ms <= now_ms and len(pool) < n:
+                pool.append(ticket)
+            else:
+                keep.append(ticket)
+        self.future = keep
+        hops: list[Ticket] = []
+        for queue, pool in usable.items():
+            box = self.arrived.get(queue)
+            while box and len(pool) < n:
+                ticket = box.popleft()
+                if ticket.due_ms <= now_ms:
+                    pool.append(ticket)
+                elif far(ticket):
+                    hops.append(ticket)
+                else:
+                    self.future.append(ticket)
+        return hops
+
+    def first_due_ms(self, queues: Sequence[str]) -> int | None:
         """When the first held ticket of `queues` comes due, if any is held."""
-        held = [t.due_ms for t in self.future if t.queue in queues and alive(t)]
+        held = [t.due_ms for t in self.future if t.queue in queues]
         return min(held) if held else None
 
     def pop_running(self, job_ids: Iterable[str]) -> list[Ticket]:
@@ -115,11 +159,17 @@ class Held:
             ticket for job_id in job_ids if (ticket := self.running.pop(job_id, None)) is not None
         ]
 
-    def pop_running_since(self, cutoff: float) -> list[Ticket]:
-        """The tickets of jobs running since `cutoff` (monotonic seconds) or before, no longer
-        held."""
+    def pop_since(self, cutoff: float) -> tuple[list[Ticket], list[Ticket]]:
+        """The tickets delivered at `cutoff` (monotonic seconds) or before, no longer held:
+        those of running jobs, and those no claim has used yet."""
         old = [job_id for job_id, t in self.running.items() if t.got_at <= cutoff]
-        return [self.running.pop(job_id) for job_id in old]
+        running = [self.running.pop(job_id) for job_id in old]
+        idle = [t for t in self.future if t.got_at <= cutoff]
+        self.future = [t for t in self.future if t.got_at > cutoff]
+        for box in self.arrived.values():
+            while box and box[0].got_at <= cutoff:
+                idle.append(box.popleft())
+        return running, idle
 
 
 def ms(instant: datetime) -> int:
@@ -146,12 +196,14 @@ def header_str(headers: Mapping[str, Any], name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def read_ticket(message: AbstractIncomingMessage, queue: str, generation: int) -> Ticket | None:
-    """The ticket a message of `queue` carries, or None when its headers are malformed."""
-    headers = message.headers or {}
+def read_ticket(
+    headers: Mapping[str, Any], queue: str, tag: int, generation: int, at: float
+) -> Ticket:
+    """The ticket a delivery of `queue` carries; one with an empty job id when its headers are
+    malformed."""
     job_id = header_str(headers, JOB)
     due = header_int(headers, DUE)
     if job_id is None or due is None:
-        return None
+        return Ticket(tag, queue, "", 0, 0, generation, at, None)
     published = header_int(headers, PUBLISHED) or due
-    return Ticket(message, queue, job_id, due, published, generation)
+    return Ticket(tag, queue, job_id, due, published, generation, at, None)

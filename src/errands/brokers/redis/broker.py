@@ -174,6 +174,12 @@ class RedisBroker:
         """Store every spec in one script call; see Broker.enqueue_many."""
         if not specs:
             return []
+        if any(spec.depends_on for spec in specs):
+            args = records.spec_args(specs, dependencies=True, limits=True)
+            return records.enqueued(await self._run("enqueue_workflow", *args))
+        if any(spec.limits for spec in specs):
+            args = records.spec_args(specs, limits=True)
+            return records.enqueued(await self._run("enqueue_limited", *args))
         return records.enqueued(await self._run("enqueue", *records.spec_args(specs)))
 
     # -- working -------------------------------------------------------------------------------

@@ -20,6 +20,11 @@ Layout (P is the tagged prefix):
 | P:queue-ids:<queue>    | zset   | one queue's job ids (lex), for newest-first pages        |
 | P:counts:<queue>       | hash   | jobs per state in one queue                              |
 | P:claim:<token>        | string | the ids one claim took, for a lease (a resent claim)    |
+| P:limit:<key>          | hash   | a limit key's GCRA `tat` (µs), expiring when it passes   |
+| P:limit-running:<key>  | set    | jobs claimed under a concurrency key (pruned by claims)  |
+| P:held:<queue>         | string | the ready count when a claim found only held jobs (wait) |
+| P:waiting:<id>         | set    | a pending job's dependencies not yet ended              |
+| P:dependents:<id>      | hash   | the pending jobs waiting for job <id> -> their policy   |
 | P:idempotency          | hash   | `task NUL key` -> the id of the job that owns the key    |
 | P:queues, P:paused     | set    | every queue seen; the paused ones                        |
 | P:workers, P:seen      | hash, zset | heartbeats (JSON) by worker id; last seen (ms)       |
@@ -104,6 +109,11 @@ PER_NAME: Final = {
     "counts": "counts",
     "claim": "claim",
     "schedule": "schedule",
+    "waiting": "waiting",
+    "dependents": "dependents",
+    "limit": "limit",
+    "limit_running": "limit-running",
+    "held": "held",
 }
 
 

@@ -25,6 +25,7 @@ from errands.brokers.values import (
 from errands.clock import from_ms, to_ms
 from errands.job import CancelReason, FailReason, Job, JobId, JobSpec, JobState, Progress
 from errands.lease import Lease
+from errands.limits import Limit
 from errands.outcome import (
     Cancelled,
     Completed,
@@ -41,13 +42,18 @@ REPLY: Final = len(FIELDS) + 2
 #: Priorities the scripts rank (they pack a priority into 12 hex digits).
 PRIORITY_LIMIT: Final = 2**40
 _AT: Final = {name: index + 1 for index, name in enumerate(FIELDS)}
+_json_encode = msgspec.json.Encoder().encode
 _STATES: Final = {state.value.encode(): state for state in JobState}
 T = TypeVar("T")
 E = TypeVar("E", FailReason, CancelReason)
 
 
-def spec_args(specs: Sequence[JobSpec]) -> list[Any]:
-    """The enqueue script's ARGV after `now`: ten values per spec."""
+def spec_args(
+    specs: Sequence[JobSpec], *, dependencies: bool = False, limits: bool = False
+) -> list[Any]:
+    """The enqueue script's ARGV after `now`: ten values per spec; with `dependencies`, two
+    more per spec (the ids it depends on, its policy), and with `limits` one more last (its
+    limits), as enqueue_workflow, enqueue_limited and fire take them."""
     args: list[Any] = []
     for spec in specs:
         if not -PRIORITY_LIMIT <= spec.priority <= PRIORITY_LIMIT:
@@ -67,7 +73,19 @@ def spec_args(specs: Sequence[JobSpec]) -> list[Any]:
             to_ms(spec.result_ttl),
             spec.idempotency_key or "",
         )
+        if dependencies:
+            args += (" ".join(spec.depends_on), spec.on_failure)
+        if limits:
+            args.append(_limits_arg(spec.limits))
     return args
+
+
+def _limits_arg(limits: Sequence[Limit]) -> str:
+    """The limits as claim.lua reads them: JSON, 0 for "none" (Lua's JSON has no nil)."""
+    if not limits:
+        return ""
+    flat = [[one.key, one.period_us or 0, one.burst, one.concurrency or 0] for one in limits]
+    return _json_encode(flat).decode()
 
 
 def enqueued(reply: Sequence[Any]) -> list[Enqueued]:

@@ -46,7 +46,7 @@ def fire_args(firing: Firing) -> list[Any]:
         "" if firing.last_slot is None else ms_at(firing.last_slot),
         skipped,
         SKIPPED_KEEP,
-        *spec_args(firing.specs),
+        *spec_args(firing.specs, limits=True),
     ]
 
 

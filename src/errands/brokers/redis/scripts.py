@@ -19,6 +19,8 @@ from errands.brokers.redis.keys import Keys, lua_prelude
 
 NAMES: Final = (
     "enqueue",
+    "enqueue_limited",
+    "enqueue_workflow",
     "claim",
     "extend",
     "finish",

@@ -32,7 +32,7 @@ from errands.brokers.contract import (
     Topology,
     WorkerInfo,
 )
-from errands.brokers.sqlite import leases, maintenance, reads, schedules, writes
+from errands.brokers.sqlite import leases, limits, maintenance, reads, schedules, writes
 from errands.brokers.sqlite import topology as stored_topology
 from errands.brokers.sqlite.database import Database
 from errands.brokers.sqlite.grouping import GroupCommit
@@ -183,10 +183,10 @@ class SQLiteBroker:
         """Apply every outcome whose lease holds, in one transaction; see Broker.finish."""
         if not outcomes:
             return []
-        applied = await self._db.write(leases.finish, outcomes, self._now_ms())
+        applied, released = await self._db.write(leases.finish, outcomes, self._now_ms())
         moved = [outcome for outcome, ok in zip(outcomes, applied, strict=True) if ok]
         ending = any(isinstance(outcome, _ENDING) for outcome in moved)
-        again = any(isinstance(outcome, _AGAIN) for outcome in moved)
+        again = released or any(isinstance(outcome, _AGAIN) for outcome in moved)
         self._wakeup.notify((DONE if ending else b"") + (READY if again else b""))
         return applied
 
@@ -201,7 +201,7 @@ class SQLiteBroker:
         self._wakeup.listen()  # before the first read, so no commit after it goes unnoticed
         while self._opened:
             signal = self._wakeup.signal(READY)
-            ready, next_due_ms = await self._db.read(reads.readiness, queues)
+            ready, next_due_ms = await self._db.read(limits.readiness, queues, self._now_ms())
             now_ms = self._now_ms()
             left = deadline - loop.time()
             if ready or left <= 0 or (next_due_ms is not None and next_due_ms <= now_ms):
@@ -282,9 +282,8 @@ class SQLiteBroker:
     async def cancel(self, job_ids: Sequence[JobId], *, reason: str = "requested") -> list[Job]:
         """Cancel waiting jobs now and request it of running ones; see Broker.cancel."""
         why = CancelReason(reason)  # an unknown reason is refused before anything is written
-        ended = await self._db.write(writes.cancel, job_ids, str(why), self._now_ms())
-        if ended:
-            self._wakeup.notify(DONE)
+        ended, released = await self._db.write(writes.cancel, job_ids, str(why), self._now_ms())
+        self._wakeup.notify((DONE if ended else b"") + (READY if released else b""))
         return await self.get(job_ids)
 
     async def requeue(self, job_ids: Sequence[JobId]) -> list[Job]:

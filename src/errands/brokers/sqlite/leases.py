@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 from errands.brokers.contract import ClaimOptions, WorkerInfo
+from errands.brokers.sqlite import dependencies, limits
 from errands.brokers.sqlite.rows import heartbeat_params
 from errands.brokers.sqlite.sql import Q, as_json
 from errands.brokers.values import error_json, progress_json
@@ -52,6 +53,9 @@ def claim(connection: sqlite3.Connection, options: ClaimOptions, now_ms: int) ->
         "worker_id": options.worker_id,
         "expires_at": now_ms + to_ms(options.lease),
     }
+    if limits.waiting(connection, open_queues):
+        taken = limits.claim(connection, open_queues, n, params, now_ms, Q["claim_ids"])
+        return sorted(taken, key=_claim_order)
     if len(open_queues) == 1:
         rows = connection.execute(Q["claim_queue"], {**params, "queue": open_queues[0], "n": n})
     else:
@@ -134,11 +138,14 @@ def extend(
     return kept, cancels, expires_ms
 
 
-def finish(connection: sqlite3.Connection, outcomes: Sequence[Outcome], now_ms: int) -> list[bool]:
-    """Apply each outcome whose lease holds, grouped into one executemany per kind.
+def finish(
+    connection: sqlite3.Connection, outcomes: Sequence[Outcome], now_ms: int
+) -> tuple[list[bool], bool]:
+    """Apply each outcome whose lease holds, grouped into one executemany per kind, then the
+    endings to the jobs that depend on them (dependencies.settle).
 
-    Returns, in input order, whether each was applied. A second outcome for one lease in the
-    same batch is refused, as it would be in a later call.
+    Returns, in input order, whether each was applied, and whether a dependent was released.
+    A second outcome for one lease in the same batch is refused, as it would be in a later call.
     """
     running = _running(connection, [outcome.lease for outcome in outcomes])
     batches: defaultdict[str, list[Params]] = defaultdict(list)
@@ -155,7 +162,13 @@ def finish(connection: sqlite3.Connection, outcomes: Sequence[Outcome], now_ms: 
         applied.append(holds)
     for name, rows in batches.items():
         connection.executemany(Q[name], rows)
-    return applied
+    ended = [
+        (outcome.lease.job_id, isinstance(outcome, Completed))
+        for outcome, ok in zip(outcomes, applied, strict=True)
+        if ok and isinstance(outcome, Completed | Failed | Cancelled)
+    ]
+    _, released = dependencies.settle(connection, ended, now_ms) if ended else ((), False)
+    return applied, released
 
 
 def _statement(outcome: Outcome, now_ms: int) -> tuple[str, Params]:

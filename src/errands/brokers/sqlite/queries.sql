@@ -205,7 +205,31 @@ UPDATE jobs SET
     state = 'cancelled', cancel_reason = :reason, finished_at = :now,
     result_expires_at = :now + result_ttl_ms
 WHERE id IN (SELECT value FROM json_each(:ids))
-  AND state IN ('scheduled', 'available', 'retryable');
+  AND state IN ('pending', 'scheduled', 'available', 'retryable')
+RETURNING id;
+
+-- name: dependency_insert
+INSERT INTO dependencies (depends_on, job_id, on_failure) VALUES (?, ?, ?)
+ON CONFLICT DO NOTHING;
+
+-- name: dependencies_take
+-- The ended jobs' rows, deleted as they fire (dependencies.py); the caller settles each
+-- dependent.
+DELETE FROM dependencies WHERE depends_on IN (SELECT value FROM json_each(:ids))
+RETURNING depends_on, job_id, on_failure;
+
+-- name: pending_cancel
+UPDATE jobs SET
+    state = 'cancelled', cancel_reason = 'parent_failed', finished_at = :now,
+    result_expires_at = :now + result_ttl_ms
+WHERE id = :id AND state = 'pending';
+
+-- name: pending_release
+-- Released once no dependency is left; a job whose ETA is ahead waits for it as `scheduled`.
+UPDATE jobs SET state = CASE WHEN scheduled_at > :now THEN 'scheduled' ELSE 'available' END
+WHERE id = :id AND state = 'pending'
+  AND NOT EXISTS (SELECT 1 FROM dependencies WHERE job_id = :id)
+RETURNING queue;
 
 -- name: cancel_request
 -- A running job only gets a request: its worker learns it from extend, or rescue applies it.

@@ -48,11 +48,12 @@ def insert_params(spec: JobSpec, now_ms: int) -> InsertRow:
     """The job_insert parameters for `spec`, enqueued at `now_ms`, in column order."""
     due = now_ms if spec.scheduled_at is None else ms_at(spec.scheduled_at)
     later = due > now_ms
+    state = JobState.SCHEDULED if later else JobState.AVAILABLE
     return (
         spec.id,
         spec.task,
         spec.queue,
-        JobState.SCHEDULED if later else JobState.AVAILABLE,
+        JobState.PENDING if spec.depends_on else state,
         spec.payload,
         spec.priority,
         spec.max_attempts,

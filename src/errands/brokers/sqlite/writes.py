@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from errands.brokers.contract import Enqueued
 from errands.brokers.sqlfiles import Migration
+from errands.brokers.sqlite import dependencies, limits
 from errands.brokers.sqlite.rows import INSERT_QUEUE, InsertRow, insert_params
 from errands.brokers.sqlite.sql import MIGRATIONS, Q, as_json
 from errands.job import JobId, JobSpec, JobState
@@ -63,9 +64,13 @@ def enqueue(
             owners[key] = spec.id  # a later spec of this batch with the key is a duplicate
         replies.append(Enqueued(spec.id))
         rows.append(insert_params(spec, now_ms))
-    if not _insert_all(connection, rows):
-        return _insert_one_by_one(connection, replies, rows)
-    connection.executemany(Q["queue_add"], [{"name": q} for q in {s.queue for s in specs}])
+    if _insert_all(connection, rows):
+        connection.executemany(Q["queue_add"], [{"name": q} for q in {s.queue for s in specs}])
+    else:
+        replies = _insert_one_by_one(connection, replies, rows)
+    stored = (s for s, r in zip(specs, replies, strict=True) if s.depends_on and not r.duplicate)
+    dependencies.add(connection, stored)
+    limits.store(connection, specs, replies)
     return replies
 
 
@@ -115,14 +120,15 @@ def _insert_one_by_one(
 
 def cancel(
     connection: sqlite3.Connection, job_ids: Sequence[JobId], reason: str, now_ms: int
-) -> int:
-    """Cancel waiting jobs, flag running ones; returns how many jobs ended now."""
+) -> tuple[int, bool]:
+    """Cancel waiting jobs (and the dependents that cancels), flag running ones; returns how
+    many jobs ended now and whether a dependent was released."""
     ids = as_json(job_ids)
-    ended = connection.execute(
-        Q["cancel_waiting"], {"ids": ids, "reason": reason, "now": now_ms}
-    ).rowcount
+    rows = connection.execute(Q["cancel_waiting"], {"ids": ids, "reason": reason, "now": now_ms})
+    ended = [row["id"] for row in rows.fetchall()]
     connection.execute(Q["cancel_request"], {"ids": ids})
-    return ended
+    cascaded, released = dependencies.settle(connection, [(i, False) for i in ended], now_ms)
+    return len(ended) + len(cascaded), released
 
 
 def requeue(connection: sqlite3.Connection, job_ids: Sequence[JobId], now_ms: int) -> int:

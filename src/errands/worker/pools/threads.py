@@ -2,7 +2,9 @@
 
 A Python thread cannot be killed. At its time limit a job is failed with kind `timeout` (and
 retried by policy) while its thread runs on, counted as stuck; past `max_stuck` the worker is
-told to drain and restart so stuck threads cannot starve it. Threads are daemons: the stdlib
+told to drain and restart so stuck threads cannot starve it. A cancelled job's attempt is
+abandoned the same way: stored as cancelled at once, its thread stuck until the function
+returns (it can check `errands.current_job().cancelled`). Threads are daemons: the stdlib
 executor joins its threads at exit, so one stuck job would hold a stopping worker forever.
 """
 
@@ -55,18 +57,26 @@ class ThreadPool:
             functools.partial(attempt, claimed, invocation)
         )
         limit = invocation.timeout.total_seconds() if invocation.timeout else None
-        done, _ = await asyncio.wait({future}, timeout=limit)
+        try:
+            done, _ = await asyncio.wait({future}, timeout=limit)
+        except asyncio.CancelledError:
+            # Cancelled or shut down: the attempt is abandoned; `current_job().cancelled` tells
+            # the function, whose thread counts as stuck until it returns.
+            if not future.done():
+                self._count_stuck(future, claimed, "was stopped")
+            raise
         if not done:
-            self._count_stuck(future, claimed)
+            self._count_stuck(future, claimed, "timed out")
             return timed_out(claimed, invocation, "time limit; its thread runs on")
         return future.result()
 
-    def _count_stuck(self, future: asyncio.Future[Any], claimed: Claimed) -> None:
+    def _count_stuck(self, future: asyncio.Future[Any], claimed: Claimed, why: str) -> None:
         self.stuck += 1
         future.add_done_callback(lambda _: self._unstick())
         log.warning(
-            "job %s timed out; its thread is stuck (%d stuck of %d allowed)",
+            "job %s %s; its thread is stuck (%d stuck of %d allowed)",
             claimed.job.id,
+            why,
             self.stuck,
             self.max_stuck,
         )

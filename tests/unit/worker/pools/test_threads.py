@@ -12,6 +12,7 @@ import pytest
 
 import errands
 from errands.job import ErrorKind, FailReason, JobState
+from errands.settings import Settings
 from errands.worker.pools.threads import ThreadPool
 from tests.unit.worker.conftest import run_worker
 
@@ -128,3 +129,44 @@ def test_a_coroutine_task_forced_onto_the_thread_pool_still_runs_on_the_loop(
     app.run_until_idle()
 
     assert handle.result(timeout=WITHIN) == "errands-portal"
+
+
+def test_a_cancelled_thread_task_sees_the_flag_and_its_thread_is_stuck_until_it_returns(
+    gate: threading.Event,
+) -> None:
+    # Cancel requests ride on lease extensions: extend often so the request arrives quickly.
+    app = errands.App("memory://", settings=Settings(extend_every=timedelta(milliseconds=20)))
+    started, saw, ended = threading.Event(), threading.Event(), threading.Event()
+
+    @app.task
+    def careful() -> None:
+        started.set()
+        while not errands.current_job().cancelled:
+            time.sleep(0.005)
+        saw.set()
+        gate.wait(timeout=60)  # still busy after the cancel: the attempt is abandoned anyway
+        ended.set()
+
+    try:
+        handle = careful.enqueue()
+        worker = app.worker(concurrency=2)
+        runner = threading.Thread(
+            target=app.portal.call, args=(worker.run,), kwargs={"until_idle": True}
+        )
+        runner.start()
+        assert started.wait(10)
+
+        assert handle.cancel().cancel_requested
+        assert saw.wait(10)
+        with pytest.raises(errands.JobCancelled):
+            handle.result(timeout=WITHIN)
+        runner.join(10)
+
+        assert not runner.is_alive()  # the worker went idle: the abandoned thread holds no slot
+        pool = worker.pool("thread")
+        assert isinstance(pool, ThreadPool)
+        assert pool.stuck == 1
+        assert not ended.is_set()
+    finally:
+        gate.set()
+        app.close()

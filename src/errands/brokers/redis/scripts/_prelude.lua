@@ -44,7 +44,9 @@ end
 -- Take the job out of the index of its current state.
 local function unindex(id, job)
   local state = job.state
-  if state == 'available' then
+  if state == 'pending' then
+    return  -- a pending job is in no index: only its dependencies' endings move it
+  elseif state == 'available' then
     redis.call('ZREM', K_ready(job.queue), rank(job.priority, job.scheduled_at, id))
   elseif state == 'scheduled' or state == 'retryable' then
     redis.call('ZREM', K_due, id)
@@ -57,7 +59,9 @@ end
 
 -- Put the job in the index of `state`; `at` is its scheduled_at, lease expiry or finish time.
 local function index(id, job, state, at)
-  if state == 'available' then
+  if state == 'pending' then
+    return
+  elseif state == 'available' then
     redis.call('ZADD', K_ready(job.queue), 0, rank(job.priority, at, id))
   elseif state == 'scheduled' or state == 'retryable' then
     redis.call('ZADD', K_due, at, id)
@@ -179,7 +183,7 @@ local function delete(id, job)
   unindex(id, job)
   redis.call('ZREM', K_results, id)
   redis.call('ZREM', K_queue_ids(job.queue), id)
-  redis.call('DEL', K_job(id), K_result(id))
+  redis.call('DEL', K_job(id), K_result(id), K_waiting(id), K_dependents(id))
   count(job.queue, job.state, -1)
   if job.idempotency_key then
     local field = job.task .. '\0' .. job.idempotency_key
@@ -201,11 +205,16 @@ end
 
 -- Store the job specs of ARGV[first..], ten values each as enqueue.lua lists them, in order:
 -- the one insert of enqueue and fire, so a schedule's jobs obey the same idempotency rules.
+-- With `stride` 12 or more (enqueue_workflow.lua) two more follow the ten: the ids it depends
+-- on, space-separated ('' for none), and its failure policy; such a spec is stored `pending`.
+-- With `limited`, the last value of each spec is its limits (JSON [[key, period_us, burst,
+-- concurrency], ...], 0 for none; '' for no limits), which claim.lua enforces.
 -- Returns two values per spec: the id it is stored under and 1 when it was a duplicate, else 0.
 -- The caller flushes the counts and publishes the woken queues.
-local function insert_specs(first)
+local function insert_specs(first, stride, limited)
   local out, queues = {}, {}
-  for i = first, #ARGV, 10 do
+  stride = stride or 10
+  for i = first, #ARGV, stride do
     local id, task, queue, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
     local priority, due = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
     local key = ARGV[i + 9]
@@ -223,6 +232,13 @@ local function insert_specs(first)
       local later = due ~= nil and due > NOW
       local state = later and 'scheduled' or 'available'
       local at = later and due or NOW  -- a past ETA is stored as now: arrival order
+      if stride >= 12 and ARGV[i + 10] ~= '' then
+        state = 'pending'
+        for parent in string.gmatch(ARGV[i + 10], '%S+') do
+          redis.call('SADD', K_waiting(id), parent)
+          redis.call('HSET', K_dependents(parent), id, ARGV[i + 11])
+        end
+      end
       local fields = {
         'task', task, 'queue', queue, 'state', state, 'payload', payload,
         'max_attempts', ARGV[i + 6], 'max_crashes', ARGV[i + 7], 'enqueued_at', NOW,
@@ -237,6 +253,10 @@ local function insert_specs(first)
         fields[#fields + 1] = key
         redis.call('HSET', K_idempotency, field, id)
       end
+      if limited and ARGV[i + stride - 1] ~= '' then
+        fields[#fields + 1] = 'limits'
+        fields[#fields + 1] = ARGV[i + stride - 1]
+      end
       redis.call('HSET', K_job(id), unpack(fields))
       index(id, {queue = queue, priority = priority}, state, at)
       redis.call('ZADD', K_queue_ids(queue), 0, id)
@@ -249,4 +269,36 @@ local function insert_specs(first)
   end
   for queue in pairs(queues) do redis.call('SADD', K_queues, queue) end
   return out
+end
+
+-- A job just ended (`completed` true if it completed): apply that to the pending jobs that
+-- depend on it, as brokers/dependencies.py states the rule, and in turn the ending of each
+-- dependent this cancels. Each edge is used up as it fires (the dependents hash is deleted,
+-- the dependency leaves the dependent's waiting set), so a dependent is released once: by the
+-- script that empties its waiting set. Appends the ids cancelled here to `ended`.
+local function settle_dependents(id, completed, ended)
+  local todo = {{id, completed}}
+  while #todo > 0 do
+    local item = table.remove(todo)
+    local parent, ok = item[1], item[2]
+    local children = redis.call('HGETALL', K_dependents(parent))
+    if #children > 0 then redis.call('DEL', K_dependents(parent)) end
+    for i = 1, #children, 2 do
+      local child, policy = children[i], children[i + 1]
+      if redis.call('SREM', K_waiting(child), parent) == 1 then
+        local job = load(child)
+        if job and job.state == 'pending' then
+          if not ok and policy == 'cancel' then
+            redis.call('DEL', K_waiting(child))
+            move(child, job, 'cancelled', {cancel_reason = 'parent_failed'}, {})
+            ended[#ended + 1] = child
+            todo[#todo + 1] = {child, false}
+          elseif redis.call('SCARD', K_waiting(child)) == 0 then
+            move(child, job, job.scheduled_at > NOW and 'scheduled' or 'available', {}, {})
+            wake(job.queue)
+          end
+        end
+      end
+    end
+  end
 end

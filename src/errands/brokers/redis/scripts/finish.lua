@@ -7,8 +7,8 @@
 --   crashed:   a = error JSON, b = delay (ms; '' = due at once, keeping scheduled_at)
 --   cancelled: a = reason            released: -            snoozed: b = delay (ms)
 -- Returns 1 per applied outcome, 0 where the lease was lost (nothing changed).
--- Publishes the ids of jobs that ended on the done channel, and the queues of jobs waiting
--- again on the ready channel.
+-- Publishes the ids of jobs that ended on the done channel (dependents cancelled with them
+-- too), and the queues of jobs waiting again or released from `pending` on the ready channel.
 
 local KINDS = {completed = true, retrying = true, failed = true, crashed = true,
   cancelled = true, released = true, snoozed = true}
@@ -36,6 +36,7 @@ local function complete(id, token, result)
   count(v[3] or '', 'running', -1)
   count(v[3] or '', 'completed', 1)
   ended[#ended + 1] = id
+  settle_dependents(id, true, ended)
   return 1
 end
 
@@ -66,6 +67,7 @@ local function settle(kind, id, token, a, b)
   end
   if kind == 'failed' or kind == 'cancelled' then
     ended[#ended + 1] = id
+    settle_dependents(id, false, ended)
   else
     wake(job.queue)
   end

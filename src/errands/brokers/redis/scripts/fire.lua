@@ -3,7 +3,7 @@
 -- ARGV[1] P   ARGV[2] now (ms)   ARGV[3] name   ARGV[4] cursor (ms)   ARGV[5] advance_to (ms)
 -- ARGV[6] last slot (ms; '' = none)   ARGV[7] skipped slots: a JSON array ('' = none)
 -- ARGV[8] how many skipped records to keep (SKIPPED_KEEP)
--- ARGV[9..] the specs, ten values each as in enqueue.lua
+-- ARGV[9..] the specs, eleven values each as in enqueue_limited.lua
 -- Returns 1 when the firing applied, 0 when it changed nothing: the schedule is gone or
 -- paused, or another firing moved its cursor. Publishes the queues of the stored jobs.
 
@@ -22,7 +22,7 @@ local key = K_schedule(ARGV[3])
 local v = redis.call('HMGET', key, 'paused', 'cursor', 'skipped')
 if v[1] ~= '0' or tonumber(v[2]) ~= tonumber(ARGV[4]) then return 0 end
 local set = {'cursor', ARGV[5]}
-local out = insert_specs(9)
+local out = insert_specs(9, 11, true)
 if #out > 0 then
   -- The last spec's stored id: the owner's when its idempotency key was taken.
   set[#set + 1] = 'last_job_id'
