@@ -15,7 +15,7 @@ import contextlib
 import hashlib
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +36,22 @@ class Entry:
 
 
 REGISTRY: dict[str, Entry] = {}
+
+
+@contextlib.contextmanager
+def fresh_storage(entry: Entry, directory: Path) -> Iterator[str]:
+    """A URL for storage of its own on `entry`'s broker, cleaned up afterwards; skips, or fails
+    under ERRANDS_REQUIRE_SERVICES=1, when its server is not reachable."""
+    from tests.conftest import require_service
+
+    why = entry.unavailable()
+    if why is not None:
+        require_service(entry.name, False, why)
+    url = entry.url(directory)
+    try:
+        yield url
+    finally:
+        entry.cleanup(url)
 
 
 def register(entry: Entry) -> None:

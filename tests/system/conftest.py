@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import errands
-from tests.brokers.registry import REGISTRY
+from tests.brokers.registry import REGISTRY, fresh_storage
 from tests.conftest import require_service
 from tests.system.brokers import SYSTEM, selected, why_unavailable
 from tests.system.ledger import Ledger
@@ -122,13 +122,8 @@ def broker_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """Storage of its own on every registered broker, the memory broker included, for tests
     that run in one process (no worker subprocess)."""
-    entry = REGISTRY[request.param]
-    why = entry.unavailable()
-    if why is not None:
-        require_service(entry.name, False, why)
-    url = entry.url(tmp_path)
-    yield url
-    entry.cleanup(url)
+    with fresh_storage(REGISTRY[request.param], tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -23,8 +23,7 @@ with warnings.catch_warnings():
 
 import errands
 from errands.web import WebConfig, create_app
-from tests.brokers.registry import REGISTRY
-from tests.conftest import require_service
+from tests.brokers.registry import REGISTRY, fresh_storage
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -56,13 +55,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def broker_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """Fresh storage on each broker of the registry (skips, or fails under
     ERRANDS_REQUIRE_SERVICES=1, when its server is down)."""
-    entry = REGISTRY[request.param]
-    why = entry.unavailable()
-    if why is not None:
-        require_service(entry.name, False, why)
-    url = entry.url(tmp_path)
-    yield url
-    entry.cleanup(url)
+    with fresh_storage(REGISTRY[request.param], tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

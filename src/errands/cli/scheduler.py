@@ -15,19 +15,14 @@ from errands.cli.logs import configure_logging, flush_logs_every
 from errands.scheduling.scheduler import Scheduler
 
 from .target import Target, target_argument
-from .worker import _EARLY, LOG_LEVELS, STOP_SIGNALS, catch_early_signals, run_until_signalled
+from .worker import _EARLY, STOP_SIGNALS, catch_early_signals, log_level_option, run_until_signalled
 
 log = logging.getLogger("errands.cli")
 
 
 @click.command("scheduler")
 @target_argument
-@click.option(
-    "--log-level",
-    type=click.Choice(LOG_LEVELS, case_sensitive=False),
-    default="info",
-    show_default=True,
-)
+@log_level_option
 def scheduler_command(target: Target, log_level: str) -> None:
     """Enqueue the periodic jobs of TARGET ("module:app", or ERRANDS_APP) when they are due,
     until SIGTERM or SIGINT."""

@@ -9,7 +9,7 @@ import click
 from errands.cli.logs import configure_logging
 
 from .target import Target, target_argument
-from .worker import LOG_LEVELS
+from .worker import log_level_option
 
 
 @click.command("serve")
@@ -43,12 +43,7 @@ from .worker import LOG_LEVELS
     show_default=True,
     help="Rescue the jobs of lapsed leases (pull clients that died) and promote due jobs.",
 )
-@click.option(
-    "--log-level",
-    type=click.Choice(LOG_LEVELS, case_sensitive=False),
-    default="info",
-    show_default=True,
-)
+@log_level_option
 def serve_command(
     target: Target,
     host: str,

@@ -29,6 +29,13 @@ from .target import Target, target_argument
 
 log = logging.getLogger("errands.cli")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+#: `--log-level`, shared by every long-running command.
+log_level_option = click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default="info",
+    show_default=True,
+)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 MB = 1024 * 1024
 T = TypeVar("T")
@@ -123,12 +130,7 @@ class QueueList(_QueuesType):
     is_flag=True,
     help="Also run a scheduler (any number may run; each slot is enqueued once).",
 )
-@click.option(
-    "--log-level",
-    type=click.Choice(LOG_LEVELS, case_sensitive=False),
-    default="info",
-    show_default=True,
-)
+@log_level_option
 def worker_command(
     target: Target,
     queues: tuple[str, ...] | dict[str, int] | None,

@@ -129,27 +129,11 @@ def job_view(job: Job, *, detail: bool = True) -> JobView:
         else:
             args, kwargs = env.args, env.kwargs
     return JobView(
-        id=job.id,
-        task=job.task,
-        queue=job.queue,
+        **{name: getattr(job, name) for name in _COPIED},
         state=job.state.value,
         done=job.state.terminal,
-        priority=job.priority,
-        attempt=job.attempt,
-        failures=job.failures,
-        crashes=job.crashes,
-        max_attempts=job.max_attempts,
-        max_crashes=job.max_crashes,
-        enqueued_at=job.enqueued_at,
-        scheduled_at=job.scheduled_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-        lease_expires_at=job.lease_expires_at,
-        worker_id=job.worker_id,
-        idempotency_key=job.idempotency_key,
         fail_reason=job.fail_reason.value if job.fail_reason else None,
         cancel_reason=job.cancel_reason.value if job.cancel_reason else None,
-        cancel_requested=job.cancel_requested,
         progress=(
             {"fraction": job.progress.fraction, "message": job.progress.message}
             if job.progress
@@ -163,6 +147,15 @@ def job_view(job: Job, *, detail: bool = True) -> JobView:
         args=args,
         kwargs=kwargs,
     )
+
+
+#: The fields a JobView takes from its Job as they are; the others are converted above.
+_COPIED = tuple(
+    name
+    for name in JobView.__struct_fields__
+    if name in Job.__struct_fields__
+    and name not in {"state", "fail_reason", "cancel_reason", "progress", "result", "errors"}
+)
 
 
 def queue_views(counts: Counts) -> list[QueueView]:

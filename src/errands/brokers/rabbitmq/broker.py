@@ -11,7 +11,6 @@ docs/brokers/rabbitmq.md.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
@@ -65,8 +64,6 @@ class RabbitMQBroker(StoreVerbs):
             gaps=dict(store.capabilities.gaps),
         )
         self._store_open = False
-        self._finishing: set[asyncio.Future[None]] = set()  # finish calls under way
-        self._finished = 0  # finish calls ended
 
     @classmethod
     def from_url(cls, url: str, *, clock: Clock) -> RabbitMQBroker:
@@ -138,21 +135,9 @@ class RabbitMQBroker(StoreVerbs):
 
     async def claim(self, options: ClaimOptions) -> list[Claimed]:
         """Take up to n due tickets of each queue (claiming.collect), then claim as many jobs
-        from the store, plus the claimable ones whose tickets are not here. A claim that found
-        nothing while an outcome was being stored tries once more after it: that outcome may
-        have made a job claimable (a released dependent, a retry due now), and a worker whose
-        claim finds nothing must have seen every outcome it stored before."""
+        from the store, plus the claimable ones whose tickets are not here."""
         if options.n <= 0:
             return []
-        finished = self._finished
-        claimed = await self._claim(options)
-        if not claimed and (self._finishing or self._finished != finished):
-            if self._finishing:
-                await asyncio.wait(set(self._finishing))
-            claimed = await self._claim(options)
-        return claimed
-
-    async def _claim(self, options: ClaimOptions) -> list[Claimed]:
         usable, ticketless, with_jobs = await collect(
             self.amqp, self.store, options.queues, options.n
         )
@@ -181,18 +166,6 @@ class RabbitMQBroker(StoreVerbs):
     # -- finishing --------------------------------------------------------------------------
 
     async def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
-        """Finish the attempts (`_finish`), tracked so that a claim knows when an outcome was
-        stored meanwhile."""
-        done = asyncio.get_running_loop().create_future()
-        self._finishing.add(done)
-        try:
-            return await self._finish(outcomes)
-        finally:
-            self._finishing.discard(done)
-            self._finished += 1
-            done.set_result(None)
-
-    async def _finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
         """Publish a ticket for each job the outcome makes claimable again, then finish in the
         store, then dead-letter the failed ones and ack the tickets the jobs held.
 
