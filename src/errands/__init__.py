@@ -13,6 +13,7 @@ from errands.brokers.contract import (
     WorkerInfo,
 )
 from errands.current import RunningJob, current_job, progress
+from errands.enqueue_hooks import EnqueueHook
 from errands.errors import (
     BlockingCallInEventLoop,
     BrokerError,
@@ -45,6 +46,7 @@ from errands.job import (
     Progress,
 )
 from errands.lease import Lease
+from errands.push import InvalidSignature, PushRejected, PushRetry, verify_signature
 from errands.retry import RetryPolicy
 from errands.scheduling.schedule import Schedule
 from errands.scheduling.scheduler import Scheduler
@@ -73,12 +75,14 @@ __all__ = [
     "Chain",
     "Chord",
     "Claimed",
+    "EnqueueHook",
     "ErrandsError",
     "ErrorKind",
     "Exchange",
     "ExchangeNotFound",
     "FailReason",
     "Group",
+    "InvalidSignature",
     "Job",
     "JobCancelled",
     "JobFailed",
@@ -93,6 +97,8 @@ __all__ = [
     "MalformedMessage",
     "Middleware",
     "Progress",
+    "PushRejected",
+    "PushRetry",
     "ResultExpired",
     "ResultTimeout",
     "Retry",
@@ -122,6 +128,7 @@ __all__ = [
     "from_url",
     "group",
     "progress",
+    "verify_signature",
     "wait",
     "wait_async",
 ]

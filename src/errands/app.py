@@ -15,17 +15,19 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, Unpack, overload
 
 from errands.brokers import check_url, from_url
 from errands.brokers.contract import Binding, Broker, Exchange
 from errands.clock import Clock, SystemClock
+from errands.enqueue_hooks import EnqueueHook, tell_enqueued
 from errands.errors import TaskNotRegistered
 from errands.exchanges import Exchanges
 from errands.handle import JobHandle
 from errands.job import JobId
 from errands.limits import LimitKey, Limits
 from errands.portal import Portal
+from errands.push.options import TargetOptions
 from errands.retry import RetryPolicy
 from errands.routing import EVENTS
 from errands.scheduling.schedule import Misfire, Schedule
@@ -83,6 +85,9 @@ class App:
         self.middleware: list[Middleware] = (
             [JobLog(info=self.settings.log_jobs)] if middleware is None else list(middleware)
         )
+        #: Observers of what this App's producers enqueue (enqueue_hooks.py): errands.metrics
+        #: counts the jobs, errands.tracing adds a traceparent to each envelope.
+        self.enqueue_hooks: list[EnqueueHook] = []
         #: The schedules declared in code and stored in the broker (scheduling/schedules.py).
         self.schedules = Schedules(self)
         #: The exchanges and bindings declared in code and stored in the broker (exchanges.py).
@@ -181,6 +186,16 @@ class App:
             return task
 
         return register(fn) if fn is not None else register
+
+    def http_target(self, name: str, /, **options: Unpack[TargetOptions]) -> Task[..., Any]:
+        """Register an HTTP push target: a task named `name` whose every attempt sends its one
+        argument (the payload) to `url`, signed with `secret` (else $ERRANDS_PUSH_SECRET), and
+        is retried by status: 2xx completes, 408, 429 and 5xx retry (after the target's
+        Retry-After), other statuses fail at once. Needs httpx (errands[web]). See
+        errands.push.target.declare for the options and docs/http.md, "Push targets"."""
+        from errands.push.target import declare  # imports httpx: only when a target is declared
+
+        return declare(self, name, **options)
 
     def queue_limit(
         self,
@@ -326,6 +341,7 @@ class App:
         if not specs:
             return []
         stored = await self.call_broker(lambda b: b.enqueue_many(specs))
+        tell_enqueued(self.enqueue_hooks, specs, stored)
         return [JobHandle(self, e.job_id, duplicate=e.duplicate) for e in stored]
 
     def publish(
@@ -388,6 +404,7 @@ class App:
             stored = await broker.enqueue_in_async(connection, specs)
         else:
             stored = await self.call_broker(lambda b: b.enqueue_many(specs))
+        tell_enqueued(self.enqueue_hooks, specs, stored)
         return [JobHandle(self, e.job_id, duplicate=e.duplicate) for e in stored]
 
     def enqueue_many(self, calls: Iterable[Call]) -> list[JobHandle[Any]]:
@@ -399,6 +416,7 @@ class App:
             return self.portal.call(self.enqueue_many_async, calls)
         specs = self.portal.call(self.exchanges.specs_async, calls)
         stored = self._transactional().enqueue_in(connection, specs)
+        tell_enqueued(self.enqueue_hooks, specs, stored)
         return [JobHandle(self, e.job_id, duplicate=e.duplicate) for e in stored]
 
     @staticmethod

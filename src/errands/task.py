@@ -24,6 +24,7 @@ from typing import (
 
 from errands import codec, envelope
 from errands.clock import to_ms
+from errands.enqueue_hooks import added_headers
 from errands.job import JobId, JobSpec, OnFailure, new_job_id
 from errands.limits import Limit, LimitKey, Limits, key_reader, queue_key, task_key
 from errands.retry import RetryPolicy
@@ -231,6 +232,9 @@ class Task(Generic[P, R]):
         max_attempts = options.max_attempts or self.defaults.max_attempts
         result_ttl = self.defaults.result_ttl if options.result_ttl is None else options.result_ttl
         timeout = self.defaults.timeout
+        headers = dict(options.headers) if options.headers else {}
+        if self.app.enqueue_hooks:  # tracing's traceparent; the call's own headers win
+            headers = {**added_headers(self.app.enqueue_hooks, self.name, queue, job_id), **headers}
         payload = envelope.encode(
             envelope.Envelope(
                 v=envelope.VERSION,
@@ -251,7 +255,7 @@ class Task(Generic[P, R]):
                 workflow=workflow,
                 exchange=options.exchange,
                 routing_key=options.routing_key,
-                headers=dict(options.headers) if options.headers else {},
+                headers=headers,
             )
         )
         return JobSpec(

@@ -6,14 +6,18 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
 
 from errands.cli import worker as worker_cli
 from errands.cli.main import main
@@ -306,3 +310,67 @@ def test_weights_with_strict_or_on_only_some_queues_exit_2(
     some = runner.invoke(main, ["worker", name, "--queues", "mail=3,default"])
     assert some.exit_code == 2
     assert "every queue a weight" in some.output
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def scrape_when_up(
+    url: str, within: timedelta
+) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample at `url`, once it answers (polled until `within` has passed)."""
+    deadline = time.monotonic() + within.total_seconds()
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as reply:
+                text = reply.read().decode()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)  # the worker is still starting: poll, with the deadline above
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+@requires_sqlite
+def test_a_worker_with_metrics_port_serves_its_metrics(modules: AppModules, tmp_path: Path) -> None:
+    name = modules.write(WORKER_APP.format(url="sqlite:///jobs.db"))
+    producer = modules.load(name)
+    port = free_port()
+    worker = start_worker(tmp_path, name, "--metrics-port", str(port), "--concurrency", "2")
+    try:
+        assert producer.whoami.enqueue(5).result(timeout=WITHIN)[0] == 5
+        # Counted before the outcome is stored, so a result seen means a job counted.
+        seen = scrape_when_up(f"http://127.0.0.1:{port}/metrics", WITHIN)
+    finally:
+        code, log = stop(worker)
+
+    labels = {("queue", "default"), ("task", f"{name}.whoami"), ("outcome", "completed")}
+    assert seen[("errands_jobs_finished_total", frozenset(labels))] == 1, log
+    assert seen[("errands_worker_slots", frozenset({("busy", "false")}))] == 2
+    assert f"metrics at http://127.0.0.1:{port}/metrics" in log
+    assert code == 0, log
+
+
+def test_a_metrics_port_in_use_exits_1_naming_it(
+    runner: CliRunner, modules: AppModules, served: Served
+) -> None:
+    name, _ = modules.shop("memory://")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = runner.invoke(main, ["worker", name, "--metrics-port", str(port)])
+
+    assert result.exit_code == 1
+    assert f"--metrics-port {port}: " in result.output
+    assert served.target is None  # no worker started

@@ -113,6 +113,42 @@ async def test_counts_of_chosen_queues_leaves_out_the_others(broker: Broker) -> 
     assert counts.by_queue["sms"].get(JobState.AVAILABLE, 0) == 2
 
 
+async def test_counts_give_each_queue_the_due_time_of_its_oldest_waiting_job(
+    broker: Broker, clock: FakeClock
+) -> None:
+    start = clock.now()
+    await enqueue(broker, spec(), spec(queue="mail", priority=0), spec(queue="done"))
+    clock.advance(timedelta(seconds=10))
+    # Younger and of a higher priority: it is claimed first, yet the older one waits longest.
+    await enqueue(broker, spec(), spec(queue="mail", priority=5))
+    await enqueue(broker, spec(queue="later", scheduled_at=clock.now() + timedelta(hours=1)))
+    await claim_one(broker)  # the oldest of default: running is not waiting
+    finished = await claim_one(broker, "done")
+    await broker.finish([Completed(finished.lease, result=b"")])
+
+    counts = await broker.counts()
+
+    assert counts.oldest_waiting == {"default": start + timedelta(seconds=10), "mail": start}
+
+
+async def test_a_due_job_not_yet_promoted_waits_since_its_due_time(
+    broker: Broker, clock: FakeClock
+) -> None:
+    due = clock.now() + timedelta(minutes=1)
+    await enqueue(broker, spec(queue="later", scheduled_at=due))
+    assert "later" not in (await broker.counts()).oldest_waiting
+    clock.advance(timedelta(minutes=5))  # due, and no promotion has run
+    assert (await broker.counts()).oldest_waiting == {"later": due}
+
+
+async def test_counts_of_chosen_queues_give_only_their_oldest_waiting_jobs(
+    broker: Broker, clock: FakeClock
+) -> None:
+    await enqueue(broker, spec(queue="mail"), spec(queue="sms"))
+    counts = await broker.counts(["sms"])
+    assert counts.oldest_waiting == {"sms": clock.now()}
+
+
 async def test_workers_is_empty_before_any_heartbeat(broker: Broker) -> None:
     await enqueue(broker, spec())
     await claim_one(broker)

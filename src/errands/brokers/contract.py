@@ -104,10 +104,17 @@ class Page:
 
 @dataclass(frozen=True, slots=True)
 class Counts:
-    """Jobs per queue and state, and whether each queue is paused."""
+    """Jobs per queue and state, whether each queue is paused, and since when each queue's
+    oldest due job has waited.
+
+    `oldest_waiting[queue]` is the earliest `scheduled_at` (the instant a job became due: its
+    enqueue, ETA or retry time) of the queue's waiting jobs (available, or scheduled and
+    retryable ones already due but not yet promoted); a queue with none is left out.
+    """
 
     by_queue: Mapping[str, Mapping[JobState, int]]
     paused: frozenset[str] = frozenset()
+    oldest_waiting: Mapping[str, datetime] = field(default_factory=dict)
 
     def total(self, state: JobState) -> int:
         """Jobs in `state` across all queues."""
@@ -332,7 +339,8 @@ class Broker(Protocol):
         ...
 
     async def counts(self, queues: Sequence[str] | None = None) -> Counts:
-        """Jobs per queue and state (all queues when None)."""
+        """Jobs per queue and state (all queues when None), the paused queues and each
+        queue's oldest due waiting instant, read by the broker's clock."""
         ...
 
     async def workers(self) -> list[WorkerInfo]:

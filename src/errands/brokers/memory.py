@@ -38,6 +38,7 @@ from errands.clock import Clock, SystemClock
 from errands.job import (
     TERMINAL_STATES,
     TRANSITIONS,
+    WAITING_STATES,
     CancelReason,
     FailReason,
     Job,
@@ -448,17 +449,22 @@ class MemoryBroker:
         return Page(page, page[-1].id if more and page else None)
 
     async def counts(self, queues: Sequence[str] | None = None) -> Counts:
-        """Jobs per queue and state."""
+        """Jobs per queue and state, and each queue's oldest due waiting instant."""
         self.calls += 1
         wanted = set(queues) if queues is not None else None
+        now = self._clock.now()
         by_queue: dict[str, dict[JobState, int]] = {}
+        oldest: dict[str, datetime] = {}
         for name in self._queues if wanted is None else wanted:
             by_queue.setdefault(name, {})
         for job in self._jobs.values():
             if wanted is None or job.queue in wanted:
                 states = by_queue.setdefault(job.queue, {})
                 states[job.state] = states.get(job.state, 0) + 1
-        return Counts(by_queue, frozenset(self._paused))
+                due = job.scheduled_at
+                if job.state in WAITING_STATES and due is not None and due <= now:
+                    oldest[job.queue] = min(due, oldest.get(job.queue, due))
+        return Counts(by_queue, frozenset(self._paused), oldest)
 
     async def workers(self) -> list[WorkerInfo]:
         """Workers seen within WORKER_TTL."""

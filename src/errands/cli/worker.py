@@ -96,7 +96,7 @@ class QueueList(_QueuesType):
     "--lease",
     type=click.FloatRange(min=0, min_open=True),
     metavar="SECONDS",
-    help="Lease of each claimed job.  [default: ERRANDS_LEASE or 30]",
+    help="Lease of each claimed job.  [default: ERRANDS_LEASE or 4]",
 )
 @click.option(
     "--processes", type=click.IntRange(min=1), help="Process pool children.  [default: CPU count]"
@@ -130,6 +130,20 @@ class QueueList(_QueuesType):
     is_flag=True,
     help="Also run a scheduler (any number may run; each slot is enqueued once).",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    metavar="PORT",
+    help="Serve Prometheus metrics of this worker at http://HOST:PORT/metrics "
+    "(needs errands[web]).",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    metavar="HOST",
+    help="The address --metrics-port listens on (0.0.0.0: every interface).",
+)
 @log_level_option
 def worker_command(
     target: Target,
@@ -145,6 +159,8 @@ def worker_command(
     max_memory_hard: int | None,
     prefetch: int | None,
     with_scheduler: bool,
+    metrics_port: int | None,
+    metrics_host: str,
     log_level: str,
 ) -> None:
     """Run a worker for TARGET ("module:app", or ERRANDS_APP) until SIGTERM or SIGINT.
@@ -160,6 +176,8 @@ def worker_command(
         warn_unused_queues(target, list(queues))
     # Process-pool children import the App the way this process did.
     target.app.import_ref = target.ref
+    if metrics_port is not None:
+        export_metrics(target, metrics_host, metrics_port)
     if pool == "process" and concurrency is None:
         # Every job runs in a child: one slot per child (and `prefetch` jobs waiting for each).
         concurrency = processes
@@ -181,6 +199,17 @@ def worker_command(
     if worker.restart_requested:
         restart()
     log.info("worker %s stopped after %d jobs", worker.id, worker.ran)
+
+
+def export_metrics(target: Target, host: str, port: int) -> None:
+    """Serve the worker's metrics from this process; a missing prometheus-client or a port
+    in use ends the command with the reason."""
+    from errands import metrics
+
+    try:
+        metrics.export(target.app, port=port, host=host)
+    except (ImportError, OSError) as error:
+        raise click.ClickException(f"--metrics-port {port}: {error}") from None
 
 
 def run_until_signalled(target: Target, main: Callable[[], Coroutine[Any, Any, T]]) -> T:

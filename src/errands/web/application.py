@@ -13,12 +13,14 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from errands.app import App
 from errands.web import jobs, pull, queues
 from errands.web.config import WebConfig, tokens_from
 from errands.web.context import Context
+from errands.web.dashboard.rendering import Dashboard
+from errands.web.dashboard.routes import dashboard_routes, dashboard_state
 from errands.web.guards import BearerAuth, BodyLimit
 from errands.web.openapi import PREFIX, openapi
 from errands.web.problems import handlers
@@ -36,13 +38,15 @@ def create_app(
     tokens: Sequence[str] | None = None,
     config: WebConfig | None = None,
     metrics: bool = True,
+    dashboard: bool = True,
 ) -> Starlette:
-    """The HTTP API of `app`, under /api/v1 (and /metrics).
+    """The HTTP API of `app`, under /api/v1 (and /metrics), and its dashboard at /.
 
     `tokens`: the bearer tokens a client must send; None reads ERRANDS_API_TOKENS (comma-
     separated), and no token at all serves loopback clients only. `config` sets the limits
-    (body size, waits, leases) and whether the rescuer runs beside the API; `metrics` adds
-    GET /metrics when prometheus-client is installed.
+    (body size, waits, leases), whether the rescuer runs beside the API and what the dashboard
+    redacts; `metrics` adds GET /metrics when prometheus-client is installed; `dashboard`
+    adds the web pages (docs/dashboard.md), where a browser logs in with one of the tokens.
     """
     chosen = config or WebConfig()
     if tokens is not None:
@@ -50,7 +54,7 @@ def create_app(
     elif not chosen.tokens:
         chosen = replace(chosen, tokens=tokens_from())
     meter = _meter() if metrics else None
-    routes: list[Route | Mount] = [
+    routes: list[BaseRoute] = [
         Mount(
             PREFIX,
             routes=[
@@ -66,18 +70,29 @@ def create_app(
         from errands.web.metrics import metrics as metrics_route
 
         routes.append(Route("/metrics", metrics_route, methods=["GET"]))
+    pages = _dashboard(app, chosen) if dashboard else None
+    if pages is not None:
+        routes += pages[0]
     web = Starlette(
         routes=routes,
         middleware=[
             # Outermost first: a stranger learns nothing, not even the body cap.
-            Middleware(BearerAuth, tokens=chosen.tokens),
+            Middleware(
+                BearerAuth, tokens=chosen.tokens, sessions=pages[1].sessions if pages else None
+            ),
             Middleware(BodyLimit, limit=chosen.max_body_bytes),
         ],
         exception_handlers=handlers(),
         lifespan=_lifespan(app, chosen),
     )
     web.state.errands = Context(app, chosen, meter)
+    if pages is not None:
+        web.state.dashboard = pages[1]
     return web
+
+
+def _dashboard(app: App, config: WebConfig) -> tuple[list[BaseRoute], Dashboard]:
+    return dashboard_routes(), dashboard_state(app, config)
 
 
 async def health(request: Request) -> Response:

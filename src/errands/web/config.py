@@ -10,6 +10,8 @@ from datetime import timedelta
 
 #: The environment variable holding the API's bearer tokens, comma-separated.
 TOKENS_ENV = "ERRANDS_API_TOKENS"
+#: Argument names whose values the dashboard hides (a regular expression, searched).
+REDACT = r"(?i)pass|secret|token|key|auth|credential|cookie|session|private"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,9 @@ class WebConfig:
     #: Run the rescuer and promoter beside the API, so jobs claimed over HTTP by a client that
     #: died run again even where no Python worker runs.
     maintenance: bool = True
+    #: The dashboard shows `••••` for every argument, header or result value whose key
+    #: matches this regular expression (searched, so "db_password" matches "pass").
+    redact: str = REDACT
 
 
 def tokens_from(

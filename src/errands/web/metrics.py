@@ -1,13 +1,14 @@
 """Metrics: GET /metrics in the Prometheus text format (prometheus-client, `errands[web]`).
 
 Gauges are read from the broker at scrape time (counts and worker heartbeats, two cheap
-verbs), so any number of API processes report the same figures; counters are what passed
-through this process's API since it started.
+verbs), so any number of API processes report the same figures (ages by this process's clock);
+counters are what passed through this process's API since it started.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -28,6 +29,7 @@ class _Snapshot(Collector):
     def __init__(self) -> None:
         self.counts = Counts(by_queue={})
         self.workers: list[WorkerInfo] = []
+        self.now = datetime.now(UTC)
 
     def collect(self) -> Iterator[Metric]:
         jobs = GaugeMetricFamily(
@@ -37,12 +39,20 @@ class _Snapshot(Collector):
         paused = GaugeMetricFamily(
             "errands_queue_paused", "1 if the queue is paused.", labels=["queue"]
         )
+        oldest = GaugeMetricFamily(
+            "errands_queue_oldest_waiting_seconds",
+            "How long the queue's oldest due job has waited (0 when none waits).",
+            labels=["queue"],
+        )
         for queue in sorted(set(self.counts.by_queue) | set(self.counts.paused)):
             states = self.counts.by_queue.get(queue, {})
             for state in JobState:
                 jobs.add_metric([queue, state.value], states.get(state, 0))
             depth.add_metric([queue], sum(states.get(state, 0) for state in WAITING_STATES))
             paused.add_metric([queue], 1 if queue in self.counts.paused else 0)
+            since = self.counts.oldest_waiting.get(queue)
+            age = 0.0 if since is None else (self.now - since).total_seconds()
+            oldest.add_metric([queue], max(0.0, age))
         workers = GaugeMetricFamily("errands_workers", "Workers with a recent heartbeat.")
         workers.add_metric([], len(self.workers))
         slots = GaugeMetricFamily(
@@ -50,7 +60,7 @@ class _Snapshot(Collector):
         )
         slots.add_metric(["true"], sum(w.running for w in self.workers))
         slots.add_metric(["false"], sum(max(0, w.concurrency - w.running) for w in self.workers))
-        yield from (jobs, depth, paused, workers, slots)
+        yield from (jobs, depth, paused, oldest, workers, slots)
 
 
 class Meter:
@@ -100,5 +110,6 @@ async def metrics(request: Request) -> Response:
     counts = await ctx.app.call_broker(lambda b: b.counts())
     workers = await ctx.app.call_broker(lambda b: b.workers())
     # Set and rendered with no await between, so a concurrent scrape cannot mix its figures in.
-    ctx.meter.snapshot.counts, ctx.meter.snapshot.workers = counts, workers
+    snapshot = ctx.meter.snapshot
+    snapshot.counts, snapshot.workers, snapshot.now = counts, workers, ctx.app.clock.now()
     return Response(generate_latest(ctx.meter.registry), media_type=CONTENT_TYPE)

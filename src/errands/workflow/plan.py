@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from errands.enqueue_hooks import tell_enqueued
 from errands.job import JobId, JobSpec, OnFailure, new_job_id
 from errands.task import Call
 from errands.workflow.canvas import Chain, Chord, Group, Step, Workflow
@@ -31,6 +32,7 @@ class Plan:
     async def store(self) -> WorkflowHandle:
         """Enqueue every spec in one atomic write; the handle on the stored workflow."""
         stored = await self.app.call_broker(lambda broker: broker.enqueue_many(self.specs))
+        tell_enqueued(self.app.enqueue_hooks, self.specs, stored)
         ids = [item.job_id for item in stored]
         return WorkflowHandle(self.app, self.id, ids, self.outputs, as_list=self.as_list)
 

@@ -296,7 +296,7 @@ class PostgresBroker:
     async def counts(self, queues: Sequence[str] | None = None) -> Counts:
         """Jobs per queue and state, and the paused queues; every known queue (or each asked)
         is listed, even if empty."""
-        return await self._run(lambda c: reads.counts(c, queues))
+        return await self._call(reads.counts, queues)
 
     async def workers(self) -> list[WorkerInfo]:
         """Workers whose last heartbeat is within the last minute."""

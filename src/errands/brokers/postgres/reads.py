@@ -38,11 +38,11 @@ async def page(connection: Connection, query: JobQuery) -> Page:
     return Page(found_jobs, found_jobs[-1].id if more and found_jobs else None)
 
 
-async def counts(connection: Connection, queues: Sequence[str] | None) -> Counts:
-    """Jobs per queue and state, and the paused queues; every known queue (or each asked) is
-    listed, even if empty."""
+async def counts(connection: Connection, scope: Scope, queues: Sequence[str] | None) -> Counts:
+    """Jobs per queue and state, the paused queues and each queue's oldest due waiting job;
+    every known queue (or each asked) is listed, even if empty."""
     wanted = None if queues is None else list(queues)
-    found, _ = await fetch(connection, "counts", {"queues": wanted})
+    found, _ = await fetch(connection, "counts", {"queues": wanted, "now": scope.now()})
     return rows.counts_from_rows(found, wanted)
 
 

@@ -116,15 +116,18 @@ def counts_from_rows(rows: Sequence[Row], wanted: Sequence[str] | None) -> Count
     when None) is listed, even if empty."""
     by_queue: dict[str, dict[JobState, int]] = {name: {} for name in wanted or ()}
     paused: set[str] = set()
-    for queue, state, n, is_paused in rows:
-        if state is None:  # a known queue
+    oldest: dict[str, datetime] = {}
+    for queue, state, n, is_paused, since in rows:
+        if since is not None:  # the queue's oldest due waiting job
+            oldest[queue] = since
+        elif state is None:  # a known queue
             if is_paused:
                 paused.add(queue)
             if wanted is None:
                 by_queue.setdefault(queue, {})
         else:
             by_queue.setdefault(queue, {})[JobState(state)] = int(n)
-    return Counts(by_queue, frozenset(paused))
+    return Counts(by_queue, frozenset(paused), oldest)
 
 
 def _instant(value: datetime | None) -> datetime:

@@ -153,14 +153,17 @@ def claimed(reply: Sequence[Any]) -> list[Claimed]:
 
 
 def counts(reply: Sequence[Any]) -> Counts:
-    """Counts from a counts reply: the paused queues, then each queue and its flat state counts
-    (states without jobs left out)."""
+    """Counts from a counts reply: the paused queues, then each queue, its flat state counts
+    (states without jobs left out) and its oldest due waiting instant (ms, or None)."""
     by_queue: dict[str, dict[JobState, int]] = {}
-    for i in range(1, len(reply), 2):
-        flat = reply[i + 1]
+    oldest: dict[str, datetime] = {}
+    for i in range(1, len(reply), 3):
+        queue, flat, since = reply[i].decode(), reply[i + 1], reply[i + 2]
         states = {JobState(flat[j].decode()): int(flat[j + 1]) for j in range(0, len(flat), 2)}
-        by_queue[reply[i].decode()] = {state: n for state, n in states.items() if n}
-    return Counts(by_queue, frozenset(name.decode() for name in reply[0]))
+        by_queue[queue] = {state: n for state, n in states.items() if n}
+        if since is not None:
+            oldest[queue] = at_ms(int(since))
+    return Counts(by_queue, frozenset(name.decode() for name in reply[0]), oldest)
 
 
 def workers(reply: Sequence[Any]) -> list[WorkerInfo]:

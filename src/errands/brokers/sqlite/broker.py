@@ -269,8 +269,8 @@ class SQLiteBroker:
         return Page(jobs, jobs[-1].id if more and jobs else None)
 
     async def counts(self, queues: Sequence[str] | None = None) -> Counts:
-        """Jobs per queue and state, and the paused queues."""
-        return await self._db.read(reads.counts, queues)
+        """Jobs per queue and state, the paused queues and each one's oldest due waiting job."""
+        return await self._db.read(reads.counts, queues, self._now_ms())
 
     async def workers(self) -> list[WorkerInfo]:
         """Workers whose last heartbeat is within the last minute."""

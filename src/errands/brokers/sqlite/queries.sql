@@ -286,6 +286,36 @@ SELECT queue, state, count(*) AS n FROM jobs GROUP BY queue, state;
 SELECT queue, state, count(*) AS n FROM jobs
 WHERE queue IN (SELECT value FROM json_each(:queues)) GROUP BY queue, state;
 
+-- name: oldest_waiting
+-- Per queue (a NULL :queues: every queue), the earliest scheduled_at of its waiting jobs that
+-- are due by :now: available ones, and scheduled or retryable ones due but not yet promoted.
+-- Index seeks only, never a scan of the waiting jobs: jobs_claimable orders a queue by
+-- priority first, so `levels` walks the priorities in use (one seek each, a skip scan) and each
+-- level's first entry is its oldest; jobs_due_by_queue gives the rest in one seek per queue.
+WITH RECURSIVE wanted (queue) AS (
+    SELECT name FROM queues
+    WHERE :queues IS NULL OR name IN (SELECT value FROM json_each(:queues))
+), levels (queue, priority) AS (
+    SELECT queue, (SELECT max(priority) FROM jobs
+                   WHERE state = 'available' AND jobs.queue = wanted.queue)
+    FROM wanted
+    UNION ALL
+    SELECT queue, (SELECT max(priority) FROM jobs
+                   WHERE state = 'available' AND jobs.queue = levels.queue
+                     AND jobs.priority < levels.priority)
+    FROM levels WHERE priority IS NOT NULL
+)
+SELECT queue, min(since) AS since FROM (
+    SELECT queue, (SELECT min(scheduled_at) FROM jobs
+                   WHERE state = 'available' AND jobs.queue = levels.queue
+                     AND jobs.priority = levels.priority) AS since
+    FROM levels WHERE priority IS NOT NULL
+    UNION ALL
+    SELECT queue, (SELECT min(scheduled_at) FROM jobs
+                   WHERE state IN ('scheduled', 'retryable') AND jobs.queue = wanted.queue)
+    FROM wanted
+) WHERE since <= :now GROUP BY queue;
+
 -- name: queues_all
 SELECT name, paused FROM queues;
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from errands.brokers.contract import Counts, JobQuery, WorkerInfo
 from errands.brokers.sqlite.rows import worker_from_row
 from errands.brokers.sqlite.sql import Q, as_json
+from errands.brokers.values import at_ms
 from errands.job import JobId, JobState
 
 
@@ -37,8 +38,9 @@ def page(connection: sqlite3.Connection, query: JobQuery) -> tuple[list[sqlite3.
     return rows[: query.limit], len(rows) > query.limit
 
 
-def counts(connection: sqlite3.Connection, queues: Sequence[str] | None) -> Counts:
-    """Jobs per queue and state; every known queue (or each asked) appears, even if empty."""
+def counts(connection: sqlite3.Connection, queues: Sequence[str] | None, now_ms: int) -> Counts:
+    """Jobs per queue and state, and each queue's oldest due waiting instant (by `now_ms`);
+    every known queue (or each asked) appears, even if empty."""
     known = connection.execute(Q["queues_all"]).fetchall()
     paused = frozenset(row["name"] for row in known if row["paused"])
     names = [row["name"] for row in known] if queues is None else list(queues)
@@ -49,7 +51,9 @@ def counts(connection: sqlite3.Connection, queues: Sequence[str] | None) -> Coun
         rows = connection.execute(Q["counts_of"], {"queues": as_json(queues)})
     for row in rows:
         by_queue.setdefault(row["queue"], {})[JobState(row["state"])] = row["n"]
-    return Counts(by_queue, paused)
+    asked = None if queues is None else as_json(queues)
+    oldest = connection.execute(Q["oldest_waiting"], {"queues": asked, "now": now_ms})
+    return Counts(by_queue, paused, {row["queue"]: at_ms(row["since"]) for row in oldest})
 
 
 def workers(connection: sqlite3.Connection, cutoff_ms: int) -> list[WorkerInfo]:
