@@ -147,6 +147,9 @@ class JobSpec(msgspec.Struct, frozen=True):
     #: the task's (or its key's) and the queue's. A limited job stays available until they
     #: admit it.
     limits: tuple[Limit, ...] = ()
+    #: The workflow (errands.chain, group, chord) this job is a step of, as in its envelope:
+    #: brokers index it so list_jobs finds a workflow's members without decoding payloads.
+    workflow_id: str | None = None
 
 
 class Job(msgspec.Struct, frozen=True):
@@ -178,6 +181,7 @@ class Job(msgspec.Struct, frozen=True):
     cancel_requested: bool = False
     progress: Progress | None = None
     errors: tuple[AttemptError, ...] = ()
+    workflow_id: str | None = None  # the workflow this job is a step of (JobSpec.workflow_id)
 
     @property
     def last_error(self) -> AttemptError | None:

@@ -272,6 +272,7 @@ class Task(Generic[P, R]):
             depends_on=tuple(after),
             on_failure=on_failure,
             limits=self._limits(given, kwargs, options.limits, queue),
+            workflow_id=workflow["id"] if workflow else None,
         )
 
     def _limits(

@@ -113,8 +113,8 @@ class Tracing(Middleware, EnqueueHook):
         self._context.detach(token)
 
     def span_of(self, job_id: JobId) -> Span | None:
-        """The span of the attempt running `job_id` in this worker, or None: for tasks in the
-        thread pool, where it is not current (`trace.use_span(span, end_on_exit=False)`)."""
+        """The span of the attempt running `job_id` in this worker, or None: for code that runs
+        outside the job's context (a thread of its own, a process-pool child's parent)."""
         return next((span for (i, _), (span, _) in self._open.items() if i == job_id), None)
 
 

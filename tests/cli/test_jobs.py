@@ -9,6 +9,7 @@ from types import ModuleType
 import pytest
 from click.testing import CliRunner
 
+import errands
 from errands import JobState
 from errands.brokers.contract import Broker, ClaimOptions, WorkerInfo
 from errands.cli.main import main
@@ -40,6 +41,26 @@ def test_list_filters_by_state_and_queue(runner: CliRunner, shop: tuple[str, Mod
     assert "2 jobs" in table.stdout
     assert failed.id in table.stdout
     assert waiting.id in table.stdout
+
+
+def test_list_filters_by_workflow_and_by_idempotency_key(
+    runner: CliRunner, shop: tuple[str, ModuleType]
+) -> None:
+    name, module = shop
+    workflow = errands.group(module.double.call(1), module.double.call(2)).enqueue()
+    keyed = module.double.options(idempotency_key="order-42").enqueue(3)
+    module.double.enqueue(4)
+    target = f"{name}:app"
+
+    by_workflow = runner.invoke(main, ["jobs", "list", target, "--workflow", workflow.id, "--json"])
+    by_key = runner.invoke(
+        main, ["jobs", "list", target, "--idempotency-key", "order-42", "--json"]
+    )
+
+    assert by_workflow.exit_code == 0, by_workflow.output
+    listed = [json.loads(line)["id"] for line in by_workflow.stdout.splitlines()]
+    assert listed == [job.id for job in workflow.jobs][::-1]
+    assert [json.loads(line)["id"] for line in by_key.stdout.splitlines()] == [keyed.id]
 
 
 def test_list_and_show_print_a_running_jobs_progress(

@@ -113,6 +113,20 @@ def test_jobs_list_in_keyset_pages_with_filters(api: TestClient) -> None:
     assert api.get("jobs", params={"state": "bogus"}).status_code == 422
 
 
+def test_jobs_list_by_workflow_and_by_idempotency_key(app: errands.App, api: TestClient) -> None:
+    add = app.get_task("math.add")
+    workflow = errands.group(add.call(1, 1), add.call(2, 2)).enqueue()
+    keyed = enqueue(api, task="math.add", args=[3, 3], idempotency_key="order-42")
+    enqueue(api, task="math.add", args=[4, 4])
+
+    by_workflow = api.get("jobs", params={"workflow": workflow.id}).json()
+    by_key = api.get("jobs", params={"idempotency_key": "order-42"}).json()
+
+    assert [job["id"] for job in by_workflow["jobs"]] == [j.id for j in workflow.jobs][::-1]
+    assert [job["id"] for job in by_key["jobs"]] == [keyed]
+    assert api.get("jobs", params={"idempotency_key": "order-43"}).json()["jobs"] == []
+
+
 def test_routing_through_an_exchange_and_publishing_an_event(
     app: errands.App, api: TestClient
 ) -> None:

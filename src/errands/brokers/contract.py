@@ -85,13 +85,19 @@ class WorkerInfo:
 
 @dataclass(frozen=True, slots=True)
 class JobQuery:
-    """A filter for list_jobs; pages go by id (keyset), newest first."""
+    """A filter for list_jobs; pages go by id (keyset), newest first.
+
+    `workflow` keeps the steps of one workflow (Job.workflow_id); `idempotency_key` the jobs
+    that hold that key, whatever their task. Both are index-backed on every broker.
+    """
 
     queue: str | None = None
     states: tuple[JobState, ...] = ()
     task: str | None = None
     limit: int = 100
     before_id: JobId | None = None  # the cursor: ids strictly older than this
+    workflow: str | None = None
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

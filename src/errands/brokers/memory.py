@@ -177,9 +177,17 @@ class MemoryBroker:
                 self._limits.of[spec.id] = spec.limits
             self._queues.add(spec.queue)
             if key:
-                self._keys[key] = spec.id
+                self._take_key(key, spec.id)
             out.append(Enqueued(spec.id))
         return out
+
+    def _take_key(self, key: tuple[str, str], job_id: JobId) -> None:
+        # The job that gave the key up (its result expired) no longer holds it, as in the SQL
+        # brokers, so a search by key finds only the holder.
+        previous = self._jobs.get(self._keys.get(key, ""))
+        if previous is not None:
+            self._jobs[previous.id] = previous.evolve(idempotency_key=None)
+        self._keys[key] = job_id
 
     # -- working -------------------------------------------------------------------------------
 

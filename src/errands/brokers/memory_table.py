@@ -82,6 +82,7 @@ def new_job(spec: JobSpec, now: datetime) -> Job:
         scheduled_at=spec.scheduled_at if later else now,
         result_ttl=spec.result_ttl,
         idempotency_key=spec.idempotency_key,
+        workflow_id=spec.workflow_id,
     )
 
 
@@ -98,5 +99,9 @@ def matches(job: Job, query: JobQuery) -> bool:
     if query.states and job.state not in query.states:
         return False
     if query.task is not None and job.task != query.task:
+        return False
+    if query.workflow is not None and job.workflow_id != query.workflow:
+        return False
+    if query.idempotency_key is not None and job.idempotency_key != query.idempotency_key:
         return False
     return query.before_id is None or job.id < query.before_id

@@ -141,6 +141,8 @@ def jobs_group() -> None:
 )
 @click.option("--queue", help="Only jobs of this queue.")
 @click.option("--task", help="Only jobs of this task name.")
+@click.option("--workflow", help="Only the jobs of this workflow (its id).")
+@click.option("--idempotency-key", help="Only the jobs holding this idempotency key, of any task.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--json", "as_lines", is_flag=True, help="One JSON object per line.")
 def list_command(
@@ -148,11 +150,20 @@ def list_command(
     states: tuple[str, ...],
     queue: str | None,
     task: str | None,
+    workflow: str | None,
+    idempotency_key: str | None,
     limit: int,
     as_lines: bool,
 ) -> None:
     """List jobs, newest first."""
-    query = JobQuery(queue=queue, states=tuple(JobState(s) for s in states), task=task, limit=limit)
+    query = JobQuery(
+        queue=queue,
+        states=tuple(JobState(s) for s in states),
+        task=task,
+        workflow=workflow,
+        idempotency_key=idempotency_key,
+        limit=limit,
+    )
     page = broker_call(target.app, lambda b: b.list_jobs(query))
     if as_lines:
         for job in page.jobs:

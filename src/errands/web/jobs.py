@@ -146,7 +146,8 @@ async def _one(request: Request, verb: str) -> Job:
 
 
 async def list_jobs(request: Request) -> Response:
-    """GET /jobs?queue=&state=&task=&limit=&cursor=: a page, newest first."""
+    """GET /jobs?queue=&state=&task=&workflow=&idempotency_key=&limit=&cursor=: a page,
+    newest first."""
     return await _page(request, tuple(_state(s) for s in request.query_params.getlist("state")))
 
 
@@ -163,6 +164,8 @@ async def _page(request: Request, states: tuple[JobState, ...]) -> Response:
         queue=params.get("queue") or None,
         states=states,
         task=params.get("task") or None,
+        workflow=params.get("workflow") or None,
+        idempotency_key=params.get("idempotency_key") or None,
         limit=query_int(request, "limit", 100, low=1, high=ctx.config.max_page),
         before_id=params.get("cursor") or None,
     )

@@ -106,6 +106,8 @@ _QUEUE = _param("name", "path", "string", "the queue")
 _PAGE = (
     _param("queue", "query", "string", "only this queue"),
     _param("task", "query", "string", "only this task"),
+    _param("workflow", "query", "string", "only the jobs of this workflow (its id)"),
+    _param("idempotency_key", "query", "string", "only the jobs holding this key, of any task"),
     _param("limit", "query", "integer", "jobs per page", minimum=1, maximum=500, default=100),
     _param("cursor", "query", "string", "next_cursor of the previous page"),
 )

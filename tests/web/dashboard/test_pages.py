@@ -171,6 +171,17 @@ def test_searching_an_id_opens_the_job_and_a_task_filters(
     assert handle.id not in text
 
 
+def test_searching_an_idempotency_key_lists_the_jobs_holding_it(
+    app: errands.App, client: TestClient
+) -> None:
+    keyed = app.by_name("math.add").options(idempotency_key="order-42").enqueue(1, 2)
+    other = app.by_name("math.add").enqueue(3, 4)
+    text = client.get("/jobs?q=order-42").text
+    assert keyed.id in text
+    assert other.id not in text
+    assert keyed.id not in client.get("/jobs?q=order-43").text
+
+
 def test_the_workflow_page_shows_every_member_with_its_state(
     app: errands.App, client: TestClient
 ) -> None:

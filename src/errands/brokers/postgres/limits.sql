@@ -94,7 +94,7 @@ WITH claimed AS (
         j.crashes, j.max_attempts, j.max_crashes, j.enqueued_at, j.scheduled_at, j.started_at,
         j.finished_at, j.lease_token, j.lease_expires_at, j.worker_id, j.result, j.result_ttl,
         j.result_expires_at, j.idempotency_key, j.fail_reason, j.cancel_reason,
-        j.cancel_requested, j.progress::text AS progress, j.errors::text AS errors
+        j.cancel_requested, j.progress::text AS progress, j.errors::text AS errors, j.workflow_id
 )
 SELECT * FROM claimed ORDER BY priority DESC, scheduled_at, id;
 

@@ -61,7 +61,7 @@ WHERE j.task = k.task AND j.idempotency_key = k.key
 WITH inserted AS (
     INSERT INTO jobs (
         id, task, queue, state, payload, priority, max_attempts, max_crashes,
-        enqueued_at, scheduled_at, result_ttl, idempotency_key
+        enqueued_at, scheduled_at, result_ttl, idempotency_key, workflow_id
     )
     SELECT
         s.id, s.task, s.queue,
@@ -69,15 +69,15 @@ WITH inserted AS (
              WHEN s.due > %(now)s::timestamptz THEN 'scheduled' ELSE 'available' END,
         s.payload, s.priority, s.max_attempts, s.max_crashes, %(now)s::timestamptz,
         CASE WHEN s.due > %(now)s::timestamptz THEN s.due ELSE %(now)s::timestamptz END,
-        s.result_ttl, s.idempotency_key
+        s.result_ttl, s.idempotency_key, s.workflow_id
     FROM unnest(
         %(ids)s::text[], %(tasks)s::text[], %(queues)s::text[], %(payloads)s::bytea[],
         %(priorities)s::integer[], %(dues)s::timestamptz[], %(max_attempts)s::integer[],
         %(max_crashes)s::integer[], %(result_ttls)s::interval[], %(keys)s::text[],
-        %(pending)s::boolean[]
+        %(pending)s::boolean[], %(workflows)s::text[]
     ) WITH ORDINALITY AS s (
         id, task, queue, payload, priority, due, max_attempts, max_crashes, result_ttl,
-        idempotency_key, pending, position
+        idempotency_key, pending, workflow_id, position
     )
     ORDER BY s.position
     ON CONFLICT DO NOTHING
@@ -174,7 +174,7 @@ claimed AS (
         j.crashes, j.max_attempts, j.max_crashes, j.enqueued_at, j.scheduled_at, j.started_at,
         j.finished_at, j.lease_token, j.lease_expires_at, j.worker_id, j.result, j.result_ttl,
         j.result_expires_at, j.idempotency_key, j.fail_reason, j.cancel_reason,
-        j.cancel_requested, j.progress::text AS progress, j.errors::text AS errors
+        j.cancel_requested, j.progress::text AS progress, j.errors::text AS errors, j.workflow_id
 ),
 -- The workers of other queues learn of the jobs promoted for them.
 noticed AS (
@@ -291,7 +291,7 @@ RETURNING
     j.crashes, j.max_attempts, j.max_crashes, j.enqueued_at, j.scheduled_at, j.started_at,
     j.finished_at, j.lease_token, j.lease_expires_at, j.worker_id, j.result, j.result_ttl,
     j.result_expires_at, j.idempotency_key, j.fail_reason, j.cancel_reason,
-    j.cancel_requested, j.progress::text AS progress, j.errors::text AS errors;
+    j.cancel_requested, j.progress::text AS progress, j.errors::text AS errors, j.workflow_id;
 
 -- name: promote
 -- Due scheduled and retryable jobs of every queue become available, oldest due first; only
@@ -342,7 +342,7 @@ SELECT
     max_crashes, enqueued_at, scheduled_at, started_at, finished_at, lease_token,
     lease_expires_at, worker_id, result, result_ttl, result_expires_at, idempotency_key,
     fail_reason, cancel_reason, cancel_requested, progress::text AS progress,
-    errors::text AS errors
+    errors::text AS errors, workflow_id
 FROM jobs WHERE id = ANY(%(ids)s::text[]);
 
 -- name: jobs_page
@@ -352,9 +352,46 @@ SELECT
     max_crashes, enqueued_at, scheduled_at, started_at, finished_at, lease_token,
     lease_expires_at, worker_id, result, result_ttl, result_expires_at, idempotency_key,
     fail_reason, cancel_reason, cancel_requested, progress::text AS progress,
-    errors::text AS errors
+    errors::text AS errors, workflow_id
 FROM jobs
 WHERE (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+  AND (%(states)s::text[] IS NULL OR state = ANY(%(states)s::text[]))
+  AND (%(task)s::text IS NULL OR task = %(task)s::text)
+  AND (%(before_id)s::text IS NULL OR id < %(before_id)s::text)
+ORDER BY id DESC
+LIMIT %(limit)s;
+
+-- name: jobs_page_by_workflow
+-- A workflow's steps, newest first: a range of jobs_workflow, which holds them in id order.
+-- A statement of its own: written as "NULL matches every row", a generic plan would not use it.
+SELECT
+    id, task, queue, state, payload, priority, attempt, failures, crashes, max_attempts,
+    max_crashes, enqueued_at, scheduled_at, started_at, finished_at, lease_token,
+    lease_expires_at, worker_id, result, result_ttl, result_expires_at, idempotency_key,
+    fail_reason, cancel_reason, cancel_requested, progress::text AS progress,
+    errors::text AS errors, workflow_id
+FROM jobs
+WHERE workflow_id = %(workflow)s::text
+  AND (%(key)s::text IS NULL OR idempotency_key = %(key)s::text)
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+  AND (%(states)s::text[] IS NULL OR state = ANY(%(states)s::text[]))
+  AND (%(task)s::text IS NULL OR task = %(task)s::text)
+  AND (%(before_id)s::text IS NULL OR id < %(before_id)s::text)
+ORDER BY id DESC
+LIMIT %(limit)s;
+
+-- name: jobs_page_by_key
+-- The jobs holding an idempotency key, whatever their task: jobs_idempotency leads with the
+-- key, and a key is held by at most one job per task, so the sort is of a handful of rows.
+SELECT
+    id, task, queue, state, payload, priority, attempt, failures, crashes, max_attempts,
+    max_crashes, enqueued_at, scheduled_at, started_at, finished_at, lease_token,
+    lease_expires_at, worker_id, result, result_ttl, result_expires_at, idempotency_key,
+    fail_reason, cancel_reason, cancel_requested, progress::text AS progress,
+    errors::text AS errors, workflow_id
+FROM jobs
+WHERE idempotency_key = %(key)s::text
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
   AND (%(states)s::text[] IS NULL OR state = ANY(%(states)s::text[]))
   AND (%(task)s::text IS NULL OR task = %(task)s::text)
   AND (%(before_id)s::text IS NULL OR id < %(before_id)s::text)

@@ -24,11 +24,13 @@ async def page(connection: Connection, query: JobQuery) -> Page:
     """A page of jobs, newest first, by keyset on id."""
     found, names = await fetch(
         connection,
-        "jobs_page",
+        _page_statement(query),
         {
             "queue": query.queue,
             "states": [str(state) for state in query.states] if query.states else None,
             "task": query.task,
+            "workflow": query.workflow,
+            "key": query.idempotency_key,
             "before_id": query.before_id,
             "limit": query.limit + 1,  # one more than asked tells whether another page exists
         },
@@ -36,6 +38,13 @@ async def page(connection: Connection, query: JobQuery) -> Page:
     found_jobs = rows.jobs_from_rows(found[: query.limit], names)
     more = len(found) > query.limit
     return Page(found_jobs, found_jobs[-1].id if more and found_jobs else None)
+
+
+def _page_statement(query: JobQuery) -> str:
+    """The statement that leads with the index of the query's narrowest filter."""
+    if query.workflow is not None:
+        return "jobs_page_by_workflow"
+    return "jobs_page" if query.idempotency_key is None else "jobs_page_by_key"
 
 
 async def counts(connection: Connection, scope: Scope, queues: Sequence[str] | None) -> Counts:

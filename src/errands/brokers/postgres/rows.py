@@ -79,6 +79,7 @@ def _job(row: Row, at: Mapping[str, int]) -> Job:
         cancel_requested=row[at["cancel_requested"]],
         progress=None if progress is None else progress_from_json(progress),
         errors=() if errors == "[]" else errors_from_json(errors),
+        workflow_id=row[at["workflow_id"]],
     )
 
 
@@ -168,6 +169,7 @@ def enqueue_params(specs: Sequence[JobSpec]) -> Params:
         "result_ttls": [spec.result_ttl for spec in specs],
         "keys": [spec.idempotency_key for spec in specs],
         "pending": [bool(spec.depends_on) for spec in specs],
+        "workflows": [spec.workflow_id for spec in specs],
     }
 
 

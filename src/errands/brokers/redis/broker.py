@@ -174,7 +174,7 @@ class RedisBroker:
         """Store every spec in one script call; see Broker.enqueue_many."""
         if not specs:
             return []
-        if any(spec.depends_on for spec in specs):
+        if any(spec.depends_on or spec.workflow_id for spec in specs):
             args = records.spec_args(specs, dependencies=True, limits=True)
             return records.enqueued(await self._run("enqueue_workflow", *args))
         if any(spec.limits for spec in specs):
@@ -293,6 +293,8 @@ class RedisBroker:
             query.task or "",
             query.before_id or "",
             query.limit,
+            query.workflow or "",
+            query.idempotency_key or "",
             *(str(state) for state in query.states),
         )
         jobs = records.jobs(reply[1:])

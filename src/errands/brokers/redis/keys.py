@@ -26,6 +26,8 @@ Layout (P is the tagged prefix):
 | P:waiting:<id>         | set    | a pending job's dependencies not yet ended              |
 | P:dependents:<id>      | hash   | the pending jobs waiting for job <id> -> their policy   |
 | P:idempotency          | hash   | `task NUL key` -> the id of the job that owns the key    |
+| P:key-ids:<key>        | zset   | the ids (lex) of the jobs holding idempotency key <key>  |
+| P:workflow:<id>        | zset   | the ids (lex) of workflow <id>'s jobs, for list_jobs     |
 | P:queues, P:paused     | set    | every queue seen; the paused ones                        |
 | P:workers, P:seen      | hash, zset | heartbeats (JSON) by worker id; last seen (ms)       |
 | P:schedule:<name>      | hash   | one schedule (SCHEDULE_FIELDS below)                     |
@@ -65,6 +67,7 @@ FIELDS: Final = (
     "cancel_requested",
     "progress",
     "errors",
+    "workflow_id",
 )
 
 #: Schedule hash fields in the order the schedules script returns them (after the name).
@@ -114,6 +117,8 @@ PER_NAME: Final = {
     "limit": "limit",
     "limit_running": "limit-running",
     "held": "held",
+    "key_ids": "key-ids",
+    "workflow": "workflow",
 }
 
 

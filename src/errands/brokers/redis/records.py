@@ -52,8 +52,9 @@ def spec_args(
     specs: Sequence[JobSpec], *, dependencies: bool = False, limits: bool = False
 ) -> list[Any]:
     """The enqueue script's ARGV after `now`: ten values per spec; with `dependencies`, two
-    more per spec (the ids it depends on, its policy), and with `limits` one more last (its
-    limits), as enqueue_workflow, enqueue_limited and fire take them."""
+    more per spec (the ids it depends on, its policy), with `limits` one more (its limits),
+    and with `dependencies` its workflow's id last, as enqueue_workflow, enqueue_limited and
+    fire take them."""
     args: list[Any] = []
     for spec in specs:
         if not -PRIORITY_LIMIT <= spec.priority <= PRIORITY_LIMIT:
@@ -77,6 +78,8 @@ def spec_args(
             args += (" ".join(spec.depends_on), spec.on_failure)
         if limits:
             args.append(_limits_arg(spec.limits))
+        if dependencies:
+            args.append(spec.workflow_id or "")
     return args
 
 
@@ -215,6 +218,7 @@ def _job(values: Sequence[Any], number: Any, instant: Any, text: Any) -> Job:
         cancel_requested=values[_AT["cancel_requested"]] == b"1",
         progress=None if progress is None else _safe(progress_from_json, progress),
         errors=() if errors is None else _safe(errors_from_json, errors) or (),
+        workflow_id=text(values[_AT["workflow_id"]]),
     )
 
 

@@ -39,8 +39,8 @@ WHERE (task, idempotency_key) IN (
 -- a batch enqueue.
 INSERT INTO jobs (
     id, task, queue, state, payload, priority, max_attempts, max_crashes,
-    enqueued_at, scheduled_at, result_ttl_ms, idempotency_key
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    enqueued_at, scheduled_at, result_ttl_ms, idempotency_key, workflow_id
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT DO NOTHING;
 
 -- name: queue_add
@@ -68,7 +68,7 @@ RETURNING
     crashes, max_attempts, max_crashes, enqueued_at, scheduled_at, started_at, finished_at,
     lease_token, lease_expires_at, worker_id, CAST(result AS BLOB) AS result, result_ttl_ms,
     result_expires_at, idempotency_key, fail_reason, cancel_reason, cancel_requested, progress,
-    errors;
+    errors, workflow_id;
 
 -- name: claim_candidates
 -- Several queues: the best :n of each queue, merged by the caller. One `queue IN (...)`
@@ -87,7 +87,7 @@ RETURNING
     crashes, max_attempts, max_crashes, enqueued_at, scheduled_at, started_at, finished_at,
     lease_token, lease_expires_at, worker_id, CAST(result AS BLOB) AS result, result_ttl_ms,
     result_expires_at, idempotency_key, fail_reason, cancel_reason, cancel_requested, progress,
-    errors;
+    errors, workflow_id;
 
 -- name: leases_held
 -- The caller compares tokens itself, so one read answers for a whole batch of leases.
@@ -177,7 +177,7 @@ RETURNING
     crashes, max_attempts, max_crashes, enqueued_at, scheduled_at, started_at, finished_at,
     lease_token, lease_expires_at, worker_id, CAST(result AS BLOB) AS result, result_ttl_ms,
     result_expires_at, idempotency_key, fail_reason, cancel_reason, cancel_requested, progress,
-    errors;
+    errors, workflow_id;
 
 -- name: promote_due
 -- Every queue, oldest due first. Claims run it too (with :limit -1, no limit), so a due retry
@@ -261,7 +261,7 @@ SELECT
     crashes, max_attempts, max_crashes, enqueued_at, scheduled_at, started_at, finished_at,
     lease_token, lease_expires_at, worker_id, CAST(result AS BLOB) AS result, result_ttl_ms,
     result_expires_at, idempotency_key, fail_reason, cancel_reason, cancel_requested, progress,
-    errors
+    errors, workflow_id
 FROM jobs WHERE id IN (SELECT value FROM json_each(:ids));
 
 -- name: jobs_page
@@ -271,9 +271,43 @@ SELECT
     crashes, max_attempts, max_crashes, enqueued_at, scheduled_at, started_at, finished_at,
     lease_token, lease_expires_at, worker_id, CAST(result AS BLOB) AS result, result_ttl_ms,
     result_expires_at, idempotency_key, fail_reason, cancel_reason, cancel_requested, progress,
-    errors
+    errors, workflow_id
 FROM jobs
 WHERE (:queue IS NULL OR queue = :queue)
+  AND (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
+  AND (:task IS NULL OR task = :task)
+  AND (:before_id IS NULL OR id < :before_id)
+ORDER BY id DESC LIMIT :limit;
+
+-- name: jobs_page_by_workflow
+-- A workflow's steps, newest first: a range of jobs_workflow, which holds them in id order.
+SELECT
+    id, task, queue, state, CAST(payload AS BLOB) AS payload, priority, attempt, failures,
+    crashes, max_attempts, max_crashes, enqueued_at, scheduled_at, started_at, finished_at,
+    lease_token, lease_expires_at, worker_id, CAST(result AS BLOB) AS result, result_ttl_ms,
+    result_expires_at, idempotency_key, fail_reason, cancel_reason, cancel_requested, progress,
+    errors, workflow_id
+FROM jobs
+WHERE workflow_id = :workflow
+  AND (:key IS NULL OR idempotency_key = :key)
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
+  AND (:task IS NULL OR task = :task)
+  AND (:before_id IS NULL OR id < :before_id)
+ORDER BY id DESC LIMIT :limit;
+
+-- name: jobs_page_by_key
+-- The jobs holding an idempotency key, whatever their task: jobs_idempotency leads with the
+-- key, and a key is held by at most one job per task, so the sort is of a handful of rows.
+SELECT
+    id, task, queue, state, CAST(payload AS BLOB) AS payload, priority, attempt, failures,
+    crashes, max_attempts, max_crashes, enqueued_at, scheduled_at, started_at, finished_at,
+    lease_token, lease_expires_at, worker_id, CAST(result AS BLOB) AS result, result_ttl_ms,
+    result_expires_at, idempotency_key, fail_reason, cancel_reason, cancel_requested, progress,
+    errors, workflow_id
+FROM jobs
+WHERE idempotency_key = :key
+  AND (:queue IS NULL OR queue = :queue)
   AND (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
   AND (:task IS NULL OR task = :task)
   AND (:before_id IS NULL OR id < :before_id)

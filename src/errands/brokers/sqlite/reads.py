@@ -26,16 +26,27 @@ def jobs_by_ids(connection: sqlite3.Connection, job_ids: Sequence[JobId]) -> lis
 
 
 def page(connection: sqlite3.Connection, query: JobQuery) -> tuple[list[sqlite3.Row], bool]:
-    """Up to `query.limit` rows, newest first, and whether more match after them."""
+    """Up to `query.limit` rows, newest first, and whether more match after them.
+
+    A filter on the workflow or the key picks a statement that leads with its index: written
+    as "NULL matches every row", like the others, it would leave SQLite scanning by id."""
     params = {
         "queue": query.queue,
         "states": as_json([str(state) for state in query.states]) if query.states else None,
         "task": query.task,
+        "workflow": query.workflow,
+        "key": query.idempotency_key,
         "before_id": query.before_id,
         "limit": query.limit + 1,  # one more than asked tells whether another page exists
     }
-    rows = connection.execute(Q["jobs_page"], params).fetchall()
+    rows = connection.execute(Q[_page_statement(query)], params).fetchall()
     return rows[: query.limit], len(rows) > query.limit
+
+
+def _page_statement(query: JobQuery) -> str:
+    if query.workflow is not None:
+        return "jobs_page_by_workflow"
+    return "jobs_page" if query.idempotency_key is None else "jobs_page_by_key"
 
 
 def counts(connection: sqlite3.Connection, queues: Sequence[str] | None, now_ms: int) -> Counts:

@@ -40,7 +40,7 @@ _json_decode = msgspec.json.Decoder().decode
 _at_or_none = at_or_none
 
 
-InsertRow = tuple[str, str, str, str, bytes, int, int, int, int, int, int, str | None]
+InsertRow = tuple[str, str, str, str, bytes, int, int, int, int, int, int, str | None, str | None]
 INSERT_QUEUE = 2  # where the queue sits in an InsertRow
 
 
@@ -63,6 +63,7 @@ def insert_params(spec: JobSpec, now_ms: int) -> InsertRow:
         due if later else now_ms,
         to_ms(spec.result_ttl),
         spec.idempotency_key,
+        spec.workflow_id,
     )
 
 
@@ -111,6 +112,7 @@ def _job(row: Row, at: dict[str, int]) -> Job:
         cancel_requested=bool(row[at["cancel_requested"]]),
         progress=None if progress is None else progress_from_json(progress),
         errors=() if errors == "[]" else errors_from_json(errors),
+        workflow_id=row[at["workflow_id"]],
     )
 
 

@@ -5,13 +5,14 @@ and requeue."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any, Final
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from errands.brokers.contract import JobQuery
+from errands.brokers.contract import JobQuery, Page
 from errands.job import Job, JobState
 from errands.web.dashboard.forms import mutation
 from errands.web.dashboard.jobview import JobDetail, detail
@@ -25,7 +26,7 @@ _STATES: Final = {state.value: state for state in JobState}
 
 async def list_jobs(request: Request) -> Response:
     """GET /jobs?queue=&state=&task=&q=&cursor=: a page of jobs, newest first; `q` is a job id
-    (its page) or a task name."""
+    (its page), a task name, or else an idempotency key."""
     params = request.query_params
     search = (params.get("q") or "").strip()
     if _ID.match(search.lower()):
@@ -38,13 +39,26 @@ async def list_jobs(request: Request) -> Response:
         limit=PAGE_SIZE,
         before_id=params.get("cursor") or None,
     )
-    return await job_page(request, "jobs.html", query, title="Jobs", search=search, state=state)
-
-
-async def job_page(request: Request, template: str, query: JobQuery, **values: Any) -> Response:
-    """`template` with one page of `query` and the counts its filters offer."""
     app = dashboard(request).app
     found = await app.call_broker(lambda b: b.list_jobs(query))
+    if search and not found.jobs:
+        # No task of that name has jobs here: the text may be an idempotency key. A later
+        # page of a key's jobs takes this path again, since the task still has none.
+        query = replace(query, task=params.get("task") or None, idempotency_key=search)
+        found = await app.call_broker(lambda b: b.list_jobs(query))
+    return await job_page(
+        request, "jobs.html", query, title="Jobs", search=search, state=state, found=found
+    )
+
+
+async def job_page(
+    request: Request, template: str, query: JobQuery, found: Page | None = None, **values: Any
+) -> Response:
+    """`template` with one page of `query` (`found`, if already read) and the counts its
+    filters offer."""
+    app = dashboard(request).app
+    if found is None:
+        found = await app.call_broker(lambda b: b.list_jobs(query))
     counts = await app.call_broker(lambda b: b.counts())
     queues = sorted(set(counts.by_queue) | set(counts.paused))
     return page(

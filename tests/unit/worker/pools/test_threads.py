@@ -9,8 +9,13 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import errands
+from errands import tracing
 from errands.job import ErrorKind, FailReason, JobState
 from errands.settings import Settings
 from errands.worker.pools.threads import ThreadPool
@@ -36,6 +41,24 @@ def test_a_plain_task_runs_in_a_pool_thread(app: errands.App) -> None:
     app.run_until_idle()
 
     assert handle.result(timeout=WITHIN).startswith("errands-job")
+
+
+def test_the_attempt_span_is_current_in_the_thread_running_the_job(app: errands.App) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.instrument(app, provider)
+
+    @app.task
+    def span_id() -> int:
+        return trace.get_current_span().get_span_context().span_id
+
+    handle = span_id.enqueue()
+    app.run_until_idle()
+
+    [attempt] = [s for s in exporter.get_finished_spans() if s.name.startswith("errands.run")]
+    assert attempt.context is not None
+    assert handle.result(timeout=WITHIN) == attempt.context.span_id
 
 
 def test_threads_run_jobs_side_by_side(app: errands.App) -> None:

@@ -30,14 +30,14 @@ end
 local function load(id)
   local v = redis.call('HMGET', K_job(id), 'state', 'queue', 'priority', 'scheduled_at',
     'result_ttl', 'token', 'attempt', 'failures', 'crashes', 'cancel_requested', 'task',
-    'idempotency_key', 'expires_at')
+    'idempotency_key', 'expires_at', 'workflow_id')
   if not v[1] then return nil end
   return {
     state = v[1], queue = v[2] or '', priority = tonumber(v[3]) or 0,
     scheduled_at = tonumber(v[4]) or 0, result_ttl = tonumber(v[5]) or 0, token = v[6],
     attempt = tonumber(v[7]) or 0, failures = tonumber(v[8]) or 0,
     crashes = tonumber(v[9]) or 0, cancel_requested = v[10] == '1', task = v[11] or '',
-    idempotency_key = v[12], expires_at = tonumber(v[13]) or 0,
+    idempotency_key = v[12], expires_at = tonumber(v[13]) or 0, workflow_id = v[14],
   }
 end
 
@@ -185,7 +185,9 @@ local function delete(id, job)
   redis.call('ZREM', K_queue_ids(job.queue), id)
   redis.call('DEL', K_job(id), K_result(id), K_waiting(id), K_dependents(id))
   count(job.queue, job.state, -1)
+  if job.workflow_id then redis.call('ZREM', K_workflow(job.workflow_id), id) end
   if job.idempotency_key then
+    redis.call('ZREM', K_key_ids(job.idempotency_key), id)
     local field = job.task .. '\0' .. job.idempotency_key
     if redis.call('HGET', K_idempotency, field) == id then
       redis.call('HDEL', K_idempotency, field)
@@ -203,17 +205,32 @@ local function key_owner(field)
   return owner
 end
 
+-- Give the idempotency key `key` (hash field `field`) to job `id`. A job that gave it up (its
+-- result expired) no longer holds it, as in the SQL brokers, so list.lua finds only holders.
+local function take_key(field, key, id)
+  local previous = redis.call('HGET', K_idempotency, field)
+  if previous then
+    redis.call('HDEL', K_job(previous), 'idempotency_key')
+    redis.call('ZREM', K_key_ids(key), previous)
+  end
+  redis.call('HSET', K_idempotency, field, id)
+  redis.call('ZADD', K_key_ids(key), 0, id)
+end
+
 -- Store the job specs of ARGV[first..], ten values each as enqueue.lua lists them, in order:
 -- the one insert of enqueue and fire, so a schedule's jobs obey the same idempotency rules.
--- With `stride` 12 or more (enqueue_workflow.lua) two more follow the ten: the ids it depends
--- on, space-separated ('' for none), and its failure policy; such a spec is stored `pending`.
--- With `limited`, the last value of each spec is its limits (JSON [[key, period_us, burst,
--- concurrency], ...], 0 for none; '' for no limits), which claim.lua enforces.
+-- With `stride` 14 (enqueue_workflow.lua) four more follow the ten: the ids it depends on,
+-- space-separated ('' for none), its failure policy (a spec with dependencies is stored
+-- `pending`), its limits and its workflow's id ('' for none), indexed for list.lua. With
+-- `limited` and stride 11, the eleventh value is its limits. Limits are JSON [[key, period_us,
+-- burst, concurrency], ...] (0 for none; '' for no limits), which claim.lua enforces.
 -- Returns two values per spec: the id it is stored under and 1 when it was a duplicate, else 0.
 -- The caller flushes the counts and publishes the woken queues.
 local function insert_specs(first, stride, limited)
   local out, queues = {}, {}
   stride = stride or 10
+  local steps = stride >= 14  -- enqueue_workflow.lua's dependencies, limits and workflow
+  local limits_at = steps and 12 or 10
   for i = first, #ARGV, stride do
     local id, task, queue, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
     local priority, due = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
@@ -232,7 +249,7 @@ local function insert_specs(first, stride, limited)
       local later = due ~= nil and due > NOW
       local state = later and 'scheduled' or 'available'
       local at = later and due or NOW  -- a past ETA is stored as now: arrival order
-      if stride >= 12 and ARGV[i + 10] ~= '' then
+      if steps and ARGV[i + 10] ~= '' then
         state = 'pending'
         for parent in string.gmatch(ARGV[i + 10], '%S+') do
           redis.call('SADD', K_waiting(id), parent)
@@ -251,11 +268,16 @@ local function insert_specs(first, stride, limited)
       if field then
         fields[#fields + 1] = 'idempotency_key'
         fields[#fields + 1] = key
-        redis.call('HSET', K_idempotency, field, id)
+        take_key(field, key, id)
       end
-      if limited and ARGV[i + stride - 1] ~= '' then
+      if limited and ARGV[i + limits_at] ~= '' then
         fields[#fields + 1] = 'limits'
-        fields[#fields + 1] = ARGV[i + stride - 1]
+        fields[#fields + 1] = ARGV[i + limits_at]
+      end
+      if steps and ARGV[i + 13] ~= '' then
+        fields[#fields + 1] = 'workflow_id'
+        fields[#fields + 1] = ARGV[i + 13]
+        redis.call('ZADD', K_workflow(ARGV[i + 13]), 0, id)
       end
       redis.call('HSET', K_job(id), unpack(fields))
       index(id, {queue = queue, priority = priority}, state, at)
