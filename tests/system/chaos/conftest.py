@@ -98,6 +98,12 @@ class ChaosWorkers(Workers):
         self.started.append(one)
         return one
 
+    def log_tail(self, tag: str, lines: int = 30) -> str:
+        """The last lines of a worker's log, for a failure message."""
+        one = next(w for w in self.started if w.tag == tag)
+        text = (self.tmp_path / f"worker-{one.index}.log").read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
     def live(self) -> list[Started]:
         """Workers running and not yet signalled by the test."""
         return [w for w in self.started if w.alive and not w.signalled]

@@ -97,7 +97,10 @@ def run_t3(
         f"{len(workers.started)} worker processes; exit codes {dict(Counter(codes.values()))}"
     )
     print(f"\n{report}")
-    assert all(code == 0 for code in codes.values()), codes
+    stuck = {tag: code for tag, code in codes.items() if code != 0}
+    assert not stuck, "\n\n".join(
+        f"{tag} exit code {code}:\n{workers.log_tail(tag)}" for tag, code in stuck.items()
+    )
     # Released when the grace ended, not before: a job is given all of its grace.
     assert min(report.latencies, default=0.0) >= -0.05, report
 
