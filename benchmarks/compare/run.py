@@ -505,14 +505,23 @@ def errands_url(server: Redis, requested: str | None) -> tuple[str, str]:
 
 
 def errands_amqp_url(
-    amqp_vhost_url: str, store_dir: Path, prefix: str, requested: str | None
+    amqp_vhost_url: str,
+    store_dir: Path,
+    prefix: str,
+    requested: str | None,
+    store_kind: str = "redis",
+    redis_url: str = "redis://127.0.0.1:6379/13",
 ) -> tuple[str, str]:
-    """errands' RabbitMQ broker URL (the run's vhost, a SQLite companion store under
-    `store_dir`, a prefix of the run's own), and why errands cannot run when that broker is
-    missing (errands is then left out, as for PostgreSQL)."""
+    """errands' RabbitMQ broker URL (the run's vhost, a companion store of a prefix of the
+    run's own: on Redis, which a fleet of machines can share, or a SQLite file under
+    `store_dir`), and why errands cannot run when that broker is missing (errands is then left
+    out, as for PostgreSQL)."""
     if requested:
         return requested, ""
-    store = quote(f"sqlite:///{store_dir / 'store.db'}", safe="")
+    if store_kind == "sqlite":
+        store = quote(f"sqlite:///{store_dir / 'store.db'}", safe="")
+    else:
+        store = quote(f"{redis_url}?prefix={prefix}-store", safe="")
     url = f"{amqp_vhost_url}?store={store}&prefix={prefix}"
     reason = _probe_errands("errands.brokers.rabbitmq.broker", url)
     for leftover in store_dir.glob("store.db*"):  # the probe's store: start the runner afresh
@@ -756,6 +765,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="the RabbitMQ server (--backend rabbitmq); the run makes a vhost of its own",
     )
     parser.add_argument(
+        "--amqp-store",
+        choices=["redis", "sqlite"],
+        default="redis",
+        help="errands' companion store on RabbitMQ: Redis (shared by many machines, the "
+        "default) or a SQLite file (one machine)",
+    )
+    parser.add_argument(
         "--rabbitmqctl", default="rabbitmqctl", help="the command that adds and deletes the vhost"
     )
     parser.add_argument("--errands-url", help="errands' broker URL (default: from the backend)")
@@ -845,7 +861,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             store_dir = WORK / f"rabbitmq-store-{run_id}"
             store_dir.mkdir(parents=True, exist_ok=True)
             url, url_note = errands_amqp_url(
-                mq.vhost_url(vhost), store_dir, f"errands-compare-{run_id}", args.errands_url
+                mq.vhost_url(vhost),
+                store_dir,
+                f"errands-compare-{run_id}",
+                args.errands_url,
+                args.amqp_store,
+                f"redis://{args.redis_host}:{args.redis_port}/{args.redis_db}",
             )
             if url_note:
                 ready.remove("errands")
