@@ -58,9 +58,11 @@ def test_list_filters_by_workflow_and_by_idempotency_key(
     )
 
     assert by_workflow.exit_code == 0, by_workflow.output
-    listed = [json.loads(line)["id"] for line in by_workflow.stdout.splitlines()]
-    assert listed == [job.id for job in workflow.jobs][::-1]
-    assert [json.loads(line)["id"] for line in by_key.stdout.splitlines()] == [keyed.id]
+    listed = [json.loads(line) for line in by_workflow.stdout.splitlines()]
+    assert [job["id"] for job in listed] == [job.id for job in workflow.jobs][::-1]
+    assert {job["workflow_id"] for job in listed} == {workflow.id}
+    [found] = [json.loads(line) for line in by_key.stdout.splitlines()]
+    assert (found["id"], found["idempotency_key"]) == (keyed.id, "order-42")
 
 
 def test_list_and_show_print_a_running_jobs_progress(

@@ -123,6 +123,7 @@ def test_jobs_list_by_workflow_and_by_idempotency_key(app: errands.App, api: Tes
     by_key = api.get("jobs", params={"idempotency_key": "order-42"}).json()
 
     assert [job["id"] for job in by_workflow["jobs"]] == [j.id for j in workflow.jobs][::-1]
+    assert {job["workflow_id"] for job in by_workflow["jobs"]} == {workflow.id}
     assert [job["id"] for job in by_key["jobs"]] == [keyed]
     assert api.get("jobs", params={"idempotency_key": "order-43"}).json()["jobs"] == []
 

@@ -67,6 +67,8 @@ def as_json(job: Job) -> str:
             "max_attempts": job.max_attempts,
             "enqueued_at": _text(job.enqueued_at) or None,
             "finished_at": _text(job.finished_at) or None,
+            "idempotency_key": job.idempotency_key,
+            "workflow_id": job.workflow_id,
             "progress": (
                 {"fraction": job.progress.fraction, "message": job.progress.message}
                 if job.progress

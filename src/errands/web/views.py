@@ -55,6 +55,7 @@ class JobView(msgspec.Struct, omit_defaults=True):
     lease_expires_at: datetime | None = None
     worker_id: str | None = None
     idempotency_key: str | None = None
+    workflow_id: str | None = None
     fail_reason: str | None = None
     cancel_reason: str | None = None
     cancel_requested: bool = False
