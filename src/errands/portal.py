@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Generic, ParamSpec, TypeVar
 
 from errands.errors import BlockingCallInEventLoop
 from errands.loops import new_event_loop
@@ -82,8 +82,7 @@ class Portal:
             pass
         else:
             raise BlockingCallInEventLoop(fn.__name__.removesuffix("_async"))
-        coro = fn(*args, **kwargs)
-        return asyncio.run_coroutine_threadsafe(_awaited(coro), self.loop).result()
+        return _Call(_awaited(fn(*args, **kwargs)), self.loop).result()
 
     async def run(self, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
         """Await `fn` on the portal's loop, hopping there from any other loop."""
@@ -101,6 +100,31 @@ class Portal:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=5)
             loop.close()
+
+
+class _Call(Generic[T]):
+    """One blocking call of a coroutine on the portal's loop: a lock the loop releases when
+    the coroutine's task ends. Lighter than run_coroutine_threadsafe, whose concurrent Future
+    takes a condition's lock several times a call; enqueues pay it once each."""
+
+    __slots__ = ("_done", "_task")
+
+    def __init__(self, coro: Coroutine[Any, Any, T], loop: asyncio.AbstractEventLoop) -> None:
+        self._done = threading.Lock()
+        self._done.acquire()
+        self._task: asyncio.Task[T] | None = None
+
+        def start() -> None:
+            self._task = loop.create_task(coro)
+            self._task.add_done_callback(lambda _: self._done.release())
+
+        loop.call_soon_threadsafe(start)
+
+    def result(self) -> T:
+        """Wait for the task; its result, or its exception raised here."""
+        self._done.acquire()
+        assert self._task is not None
+        return self._task.result()
 
 
 async def _awaited(awaitable: Awaitable[T]) -> T:

@@ -8,15 +8,19 @@ transactions do is left to writes.py and reads.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import os
+import queue
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Concatenate, Final, ParamSpec, TypeVar
+from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 
 from errands.errors import BrokerFull, BrokerUnavailable
 
@@ -33,23 +37,20 @@ _UNREACHABLE: Final = frozenset({sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR})
 
 
 class _Lane:
-    """One thread and the one connection it owns; work submitted here runs in order."""
+    """One thread and the one connection it owns; work submitted here runs in order.
+
+    Work goes in through a SimpleQueue and its result comes back to the submitting loop with
+    one `call_soon_threadsafe`: a concurrent.futures executor would add a Future with its own
+    lock and condition, and a chained asyncio future, to every transaction.
+    """
 
     def __init__(self, name: str, connect: Callable[[], sqlite3.Connection]) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._name = name
+        self._inbox: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None  # started by the first work, as needed
         self._connect = connect
         self._connection: sqlite3.Connection | None = None  # touched only on the lane's thread
-
-    def _run(
-        self,
-        work: Callable[Concatenate[sqlite3.Connection, P], T],
-        /,
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> T:
-        if self._connection is None:
-            self._connection = self._connect()
-        return work(self._connection, *args, **kwargs)
+        self._closed = False
 
     async def run(
         self,
@@ -57,19 +58,66 @@ class _Lane:
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        """Run `work(connection, ...)` on the lane's thread and await its result."""
-        future = self._executor.submit(self._run, work, *args, **kwargs)
-        return await asyncio.wrap_future(future)
+        """Run `work(connection, ...)` on the lane's thread and await its result. Work still
+        waiting when its caller is cancelled is skipped; work already running finishes."""
+        if self._closed:
+            raise RuntimeError(f"{self._name}: the lane is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
+            self._thread.start()
+        self._inbox.put(_Work(loop, future, functools.partial(work, **kwargs), args))
+        return await future
 
-    async def close(self) -> None:
-        """Close the connection on its own thread, then stop the thread."""
-        await asyncio.wrap_future(self._executor.submit(self._disconnect))
-        self._executor.shutdown(wait=True)
-
-    def _disconnect(self) -> None:
+    def _serve(self) -> None:
+        while (item := self._inbox.get()) is not None:
+            if item.future.cancelled():
+                continue
+            try:
+                if self._connection is None:
+                    self._connection = self._connect()
+                result = item.work(self._connection, *item.args)
+            except BaseException as error:  # handed to the caller, whatever it is
+                item.reply(None, error)
+            else:
+                item.reply(result, None)
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+    async def close(self) -> None:
+        """Close the connection on its own thread (after the work before it), then stop the
+        thread."""
+        self._closed = True
+        if self._thread is None:
+            return
+        self._inbox.put(None)
+        await asyncio.to_thread(self._thread.join)
+
+
+@dataclass(frozen=True, slots=True)
+class _Work:
+    """One piece of work for a lane, and where its result goes."""
+
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+    work: Callable[..., Any]
+    args: tuple[Any, ...]
+
+    def reply(self, result: Any, error: BaseException | None) -> None:
+        """Settle the future on its loop (a loop already closed has no one left to tell)."""
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(_settle, self.future, result, error)
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 class Database:
