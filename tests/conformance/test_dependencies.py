@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from errands.brokers.contract import Broker, ClaimOptions
+from errands.brokers.contract import Broker, ClaimOptions, JobQuery
 from errands.job import CancelReason, FailReason, JobSpec, JobState
 from errands.outcome import Cancelled, Completed, Failed
 from errands.testing import FakeClock
@@ -99,6 +99,58 @@ async def test_cancel_ends_pending_jobs_with_the_reason_given(broker: Broker) ->
     assert {(job.state, job.cancel_reason) for job in jobs} == {
         (JobState.CANCELLED, CancelReason.REQUESTED)
     }
+
+
+async def test_purging_a_waiting_dependency_cancels_its_dependents_down_the_chain(
+    broker: Broker,
+) -> None:
+    first = spec()
+    second = after(first)
+    third = spec(queue="last", depends_on=(second.id,))
+    await enqueue(broker, first, second, third)
+    assert await broker.purge("default", [JobState.AVAILABLE]) == 1
+    jobs = await broker.get([first.id, second.id, third.id])
+    assert [(job.id, job.state, job.cancel_reason) for job in jobs] == [
+        (second.id, JobState.CANCELLED, CancelReason.PARENT_FAILED),
+        (third.id, JobState.CANCELLED, CancelReason.PARENT_FAILED),
+    ]
+    assert (await broker.list_jobs(JobQuery(states=(JobState.PENDING,)))).jobs == []
+    assert (await broker.counts()).total(JobState.PENDING) == 0
+
+
+async def test_purging_a_dependency_releases_a_continue_dependent(broker: Broker) -> None:
+    parent = spec()
+    child = after(parent, on_failure="continue")
+    await enqueue(broker, parent, child)
+    assert await broker.purge("default", [JobState.AVAILABLE]) == 1
+    assert await states_of(broker, [parent.id, child.id]) == ["missing", "available"]
+    assert (await claim_one(broker, "next")).job.id == child.id
+
+
+async def test_a_purged_pending_job_leaves_no_dependency_behind(broker: Broker) -> None:
+    parent = spec()
+    purged = after(parent)
+    sibling = spec(queue="other", depends_on=(parent.id,))
+    await enqueue(broker, parent, purged, sibling)
+    assert await broker.purge("next", [JobState.PENDING]) == 1
+    await complete(broker)  # the finish of the dependency still applies
+    assert await states_of(broker, [parent.id, purged.id, sibling.id]) == [
+        "completed",
+        "missing",
+        "available",
+    ]
+    assert (await broker.list_jobs(JobQuery(queue="next"))).jobs == []
+    assert sum((await broker.counts(["next"])).by_queue["next"].values()) == 0
+
+
+async def test_purging_a_whole_chain_deletes_every_step(broker: Broker) -> None:
+    first = spec(queue="chain")
+    second = spec(queue="chain", depends_on=(first.id,), on_failure="continue")
+    third = spec(queue="chain", depends_on=(second.id,))
+    await enqueue(broker, first, second, third)
+    assert await broker.purge("chain", [JobState.AVAILABLE, JobState.PENDING]) == 3
+    assert await broker.get([first.id, second.id, third.id]) == []
+    assert sum((await broker.counts(["chain"])).by_queue["chain"].values()) == 0
 
 
 async def test_a_dependency_counts_once_even_if_it_ends_again(broker: Broker) -> None:

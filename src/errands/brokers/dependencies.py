@@ -51,9 +51,18 @@ class Dependencies:
         return verdicts
 
     def drop(self, job_id: JobId) -> None:
-        """Forget `job_id` as a dependent (it left `pending` some other way: a cancel)."""
-        if job_id in self._waiting:
-            self._forget(job_id)
+        """Forget `job_id` as a dependent, both ways (it left `pending` some other way: a
+        cancel, or a purge that deleted it)."""
+        left = self._waiting.get(job_id)
+        if left is None:
+            return
+        for parent in left:
+            children = self._dependents.get(parent, [])
+            if job_id in children:
+                children.remove(job_id)
+            if not children:
+                self._dependents.pop(parent, None)
+        self._forget(job_id)
 
     def _forget(self, job_id: JobId) -> None:
         del self._waiting[job_id]

@@ -527,7 +527,8 @@ class MemoryBroker:
         return [self._jobs[i] for i in job_ids if i in self._jobs]
 
     async def purge(self, queue: str, states: Sequence[JobState]) -> int:
-        """Delete the queue's jobs in `states`, never running ones."""
+        """Delete the queue's jobs in `states`, never running ones; their dependents are
+        settled as a cancel settles them (a purged job ended without completing)."""
         self.calls += 1
         doomed = [
             j.id
@@ -535,7 +536,11 @@ class MemoryBroker:
             if j.queue == queue and j.state in states and j.state is not JobState.RUNNING
         ]
         for job_id in doomed:
+            self._dependencies.drop(job_id)
             self._delete(job_id)
+        for job_id in doomed:
+            self._settle(job_id, completed=False)
+        await self._notify()
         return len(doomed)
 
     # -- routing -------------------------------------------------------------------------------

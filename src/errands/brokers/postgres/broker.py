@@ -321,16 +321,9 @@ class PostgresBroker:
         return await self.get(job_ids)
 
     async def purge(self, queue: str, states: Sequence[JobState]) -> int:
-        """Delete the queue's jobs in `states`, never running ones."""
-        deleted, _ = await self._one(
-            "purge",
-            {
-                "queue": queue,
-                "states": [str(state) for state in states],
-                "done": self._url.done_channel,
-            },
-        )
-        return int(deleted)
+        """Delete the queue's jobs in `states`, never running ones; their dependents are
+        settled as a cancel settles them."""
+        return await self._call(control.purge, queue, states)
 
     async def pause(self, queues: Sequence[str]) -> None:
         """Claims skip these queues until resumed."""

@@ -484,7 +484,8 @@ SELECT
 FROM ended;
 
 -- name: settle
--- After a cancel, in its transaction: the dependents of the jobs it ended (0004_workflows).
+-- After a cancel or a purge, in its transaction: the dependents of the jobs it ended or
+-- deleted, which count as ended without completing (0004_workflows).
 SELECT settle(%(ids)s::text[], %(completed)s::boolean[], %(now)s::timestamptz, %(ready)s,
               %(done)s);
 
@@ -503,13 +504,22 @@ SELECT count(*) AS moved, notice(%(ready)s, string_agg(DISTINCT queue, E'\n')) A
 FROM moved;
 
 -- name: purge
--- Never a running job. A waiter on a deleted job stops waiting for it (the done notice).
+-- Never a running job. A waiter on a deleted job stops waiting for it (the done notice). A
+-- deleted pending job's own dependency rows go with it, as nothing is left for them to
+-- release; its dependents are settled next, in the same transaction (control.py).
 WITH deleted AS (
     DELETE FROM jobs
     WHERE queue = %(queue)s AND state = ANY(%(states)s::text[]) AND state <> 'running'
     RETURNING id
+),
+unlinked AS (
+    DELETE FROM dependencies WHERE job_id IN (SELECT id FROM deleted)
 )
-SELECT count(*) AS deleted, notice(%(done)s, string_agg(id, ' ')) AS noticed FROM deleted;
+SELECT
+    count(*) AS deleted,
+    notice(%(done)s, string_agg(id, ' ')) AS noticed,
+    coalesce(array_agg(id), '{}') AS ids
+FROM deleted;
 
 -- name: pause
 INSERT INTO queues (name, paused) SELECT DISTINCT unnest(%(queues)s::text[]), true

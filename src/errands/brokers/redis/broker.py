@@ -325,7 +325,8 @@ class RedisBroker:
         return await self.get(job_ids)
 
     async def purge(self, queue: str, states: Sequence[JobState]) -> int:
-        """Delete the queue's jobs in `states`, never running ones."""
+        """Delete the queue's jobs in `states`, never running ones; their dependents are
+        settled as a cancel settles them."""
         return int(await self._run("purge", queue, *(str(state) for state in states)))
 
     async def pause(self, queues: Sequence[str]) -> None:

@@ -294,10 +294,11 @@ class SQLiteBroker:
         return await self.get(job_ids)
 
     async def purge(self, queue: str, states: Sequence[JobState]) -> int:
-        """Delete the queue's jobs in `states`, never running ones."""
-        deleted = await self._db.write(writes.purge, queue, states)
-        if deleted:
-            self._wakeup.notify(DONE)  # a waiter on a deleted job stops waiting for it
+        """Delete the queue's jobs in `states`, never running ones; their dependents are
+        settled as a cancel settles them."""
+        deleted, released = await self._db.write(writes.purge, queue, states, self._now_ms())
+        # A waiter on a deleted job, or on a dependent cancelled with it, stops waiting.
+        self._wakeup.notify((DONE if deleted else b"") + (READY if released else b""))
         return deleted
 
     async def pause(self, queues: Sequence[str]) -> None:

@@ -245,8 +245,14 @@ UPDATE jobs SET
 WHERE id IN (SELECT value FROM json_each(:ids)) AND state IN ('failed', 'cancelled');
 
 -- name: purge
+-- Never a running job. The caller settles the dependents of those deleted (writes.py).
 DELETE FROM jobs
-WHERE queue = :queue AND state IN (SELECT value FROM json_each(:states)) AND state <> 'running';
+WHERE queue = :queue AND state IN (SELECT value FROM json_each(:states)) AND state <> 'running'
+RETURNING id;
+
+-- name: dependencies_of_deleted
+-- The rows of purged pending jobs: nothing is left to release them.
+DELETE FROM dependencies WHERE job_id IN (SELECT value FROM json_each(:ids));
 
 -- name: queue_pause
 INSERT INTO queues (name, paused) VALUES (:name, 1)

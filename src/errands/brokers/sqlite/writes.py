@@ -136,10 +136,19 @@ def requeue(connection: sqlite3.Connection, job_ids: Sequence[JobId], now_ms: in
     return connection.execute(Q["requeue"], {"ids": as_json(job_ids), "now": now_ms}).rowcount
 
 
-def purge(connection: sqlite3.Connection, queue: str, states: Sequence[JobState]) -> int:
-    """Delete the queue's jobs in `states` (never running ones); returns how many."""
+def purge(
+    connection: sqlite3.Connection, queue: str, states: Sequence[JobState], now_ms: int
+) -> tuple[int, bool]:
+    """Delete the queue's jobs in `states` (never running ones) with their own dependency
+    rows, and settle their dependents as a cancel does. Returns how many were deleted and
+    whether a dependent was released."""
     params = {"queue": queue, "states": as_json([str(state) for state in states])}
-    return connection.execute(Q["purge"], params).rowcount
+    deleted = [row["id"] for row in connection.execute(Q["purge"], params).fetchall()]
+    if not deleted:
+        return 0, False
+    connection.execute(Q["dependencies_of_deleted"], {"ids": as_json(deleted)})
+    _, released = dependencies.settle(connection, [(i, False) for i in deleted], now_ms)
+    return len(deleted), released
 
 
 def pause(connection: sqlite3.Connection, queues: Sequence[str]) -> None:

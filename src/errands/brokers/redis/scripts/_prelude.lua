@@ -178,9 +178,13 @@ local function promote(limit)
   return #due
 end
 
--- Delete a job and every index entry and key that names it.
+-- Delete a job and every index entry and key that names it, the edges from the jobs it still
+-- waits for included.
 local function delete(id, job)
   unindex(id, job)
+  for _, parent in ipairs(redis.call('SMEMBERS', K_waiting(id))) do
+    redis.call('HDEL', K_dependents(parent), id)
+  end
   redis.call('ZREM', K_results, id)
   redis.call('ZREM', K_queue_ids(job.queue), id)
   redis.call('DEL', K_job(id), K_result(id), K_waiting(id), K_dependents(id))
