@@ -68,7 +68,11 @@ def run_t3(
     args = (*pool_args, "--grace", str(GRACE))
     began = time.monotonic()
     first = [workers.launch(*args, lease=LEASE) for _ in range(4)]
-    for one in first:
+    # The quick tier signals each of those once and keeps a fifth worker it never signals, so a
+    # released job always finds a worker that is up: the bound measures the release, not how
+    # long a replacement takes to start on a busy machine (a 1.01 s case in CI was that).
+    standby = [workers.launch(*args, lease=LEASE)] if tier.sigterms <= 4 else []
+    for one in first + standby:
         workers.wait_ready(one)
 
     long_keys: set[str] = set()
