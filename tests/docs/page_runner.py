@@ -158,20 +158,7 @@ def _run_program(program: Program, run: PageRun) -> None:
     first = program.blocks[0]
     script = program.file or f"_block_{first.line}.py"
     (run.directory / script).write_text(program.code)
-    try:
-        done = subprocess.run(
-            [sys.executable, script],
-            cwd=run.directory,
-            env=run.env,
-            capture_output=True,
-            timeout=TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        run.failures.append(f"{first.where}: python did not end within {TIMEOUT} s")
-        return
-    if done.returncode != 0:
-        run.failures.append(f"{first.where}: python exited {done.returncode}:\n{_tail(done)}")
+    _finished([sys.executable, script], f"{first.where}: python", run)
 
 
 def _shell(block: Block, run: PageRun) -> None:
@@ -204,22 +191,10 @@ def _run_command(block: Block, command: Command, run: PageRun) -> None:
         )
         run.background.append((block, process))
         return
-    try:
-        done = subprocess.run(
-            ["bash", "-o", "pipefail", "-c", command.text],
-            cwd=run.directory,
-            env=run.env,
-            capture_output=True,
-            timeout=TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        run.failures.append(f"{block.where}: `{command.text}` did not end within {TIMEOUT} s")
-        return
-    if done.returncode != 0:
-        run.failures.append(
-            f"{block.where}: `{command.text}` exited {done.returncode}:\n{_tail(done)}"
-        )
+    done = _finished(
+        ["bash", "-o", "pipefail", "-c", command.text], f"{block.where}: `{command.text}`", run
+    )
+    if done is None:
         return
     missing = [line for line in command.expected if line not in done.stdout.decode()]
     if missing:
@@ -279,6 +254,24 @@ def _check_dockerfile(code: str) -> None:
             if word.upper() not in _DOCKER_INSTRUCTIONS:
                 raise ValueError(f"{word!r} is not a Dockerfile instruction")
         continued = stripped.endswith("\\") or (continued and not stripped)
+
+
+def _finished(
+    argv: list[str], what: str, run: PageRun
+) -> subprocess.CompletedProcess[bytes] | None:
+    """Run `argv` in the page's directory; the finished process, or None with a failure
+    recorded when it timed out or exited non-zero."""
+    try:
+        done = subprocess.run(
+            argv, cwd=run.directory, env=run.env, capture_output=True, timeout=TIMEOUT, check=False
+        )
+    except subprocess.TimeoutExpired:
+        run.failures.append(f"{what} did not end within {TIMEOUT} s")
+        return None
+    if done.returncode != 0:
+        run.failures.append(f"{what} exited {done.returncode}:\n{_tail(done)}")
+        return None
+    return done
 
 
 def _tail(done: subprocess.CompletedProcess[bytes]) -> str:

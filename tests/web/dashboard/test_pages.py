@@ -216,6 +216,8 @@ def test_schedules_show_next_times_in_their_zone_and_pause(
     assert re.search(r"0[78]:00:00 UTC", text)
     client.post("/schedules/am/pause", data={"csrf": csrf_of(client, "/schedules")})
     assert app.schedules.get("am").paused
+    client.post("/schedules/am/resume", data={"csrf": csrf_of(client, "/schedules")})
+    assert not app.schedules.get("am").paused
 
 
 def test_workers_show_their_heartbeat_and_memory(app: errands.App, client: TestClient) -> None:

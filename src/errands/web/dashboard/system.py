@@ -39,20 +39,15 @@ async def schedules(request: Request) -> Response:
 
 
 @mutation
-async def pause_schedule(request: Request) -> Response:
-    """POST /schedules/{name}/pause: the schedule fires no more until resumed."""
+async def pause_or_resume_schedule(request: Request) -> Response:
+    """POST /schedules/{name}/pause: the schedule fires no more until resumed; POST
+    /schedules/{name}/resume: it fires again from now on."""
+    schedules = dashboard(request).app.schedules
+    pausing = request.url.path.endswith("/pause")
     try:
-        await dashboard(request).app.schedules.pause_async(request.path_params["name"])
-    except ScheduleNotFound:
-        return page(request, "missing.html", 404, title="No such schedule", what="schedule")
-    return back(request, "/schedules")
-
-
-@mutation
-async def resume_schedule(request: Request) -> Response:
-    """POST /schedules/{name}/resume: the schedule fires again from now on."""
-    try:
-        await dashboard(request).app.schedules.resume_async(request.path_params["name"])
+        await (schedules.pause_async if pausing else schedules.resume_async)(
+            request.path_params["name"]
+        )
     except ScheduleNotFound:
         return page(request, "missing.html", 404, title="No such schedule", what="schedule")
     return back(request, "/schedules")
@@ -80,7 +75,7 @@ def resident_bytes(pid: int) -> int | None:
 
 ROUTES: Final = [
     Route("/schedules", schedules, methods=["GET"]),
-    Route("/schedules/{name}/pause", pause_schedule, methods=["POST"]),
-    Route("/schedules/{name}/resume", resume_schedule, methods=["POST"]),
+    Route("/schedules/{name}/pause", pause_or_resume_schedule, methods=["POST"]),
+    Route("/schedules/{name}/resume", pause_or_resume_schedule, methods=["POST"]),
     Route("/workers", workers, methods=["GET"]),
 ]
