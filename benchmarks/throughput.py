@@ -12,6 +12,7 @@ no-ops, or with `--job incr` the realistic job: one Redis INCR each (`pip instal
     BENCH_SQLITE_SYNCHRONOUS=NORMAL python benchmarks/throughput.py --broker sqlite
     python benchmarks/throughput.py --broker redis     # ERRANDS_BENCH_BROKER_REDIS, default
                                                        # redis://127.0.0.1:6379/14
+    python benchmarks/throughput.py --broker sqlite --phase enqueue --phase rtt
 """
 
 from __future__ import annotations
@@ -234,14 +235,20 @@ def main() -> None:
         help="what each drained job does: nothing, or one Redis INCR (needs redis-py and a "
         "server at ERRANDS_BENCH_REDIS, default redis://127.0.0.1:6379/15)",
     )
+    parser.add_argument(
+        "--phase", choices=["enqueue", "drain", "rtt"], action="append", help="default: all"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    phases = args.phase or ["enqueue", "drain", "rtt"]
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.broker or ["sqlite", "memory"]:
-            bench_enqueue(args, kind, Path(tmp))
-            for pool in args.pool or ["async", "thread", "process"]:
+            if "enqueue" in phases:
+                bench_enqueue(args, kind, Path(tmp))
+            for pool in args.pool or ["async", "thread", "process"] if "drain" in phases else []:
                 bench_drain(args, kind, pool, Path(tmp))
-            bench_round_trip(args, kind, Path(tmp))
+            if "rtt" in phases:
+                bench_round_trip(args, kind, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, Unpack, overload
 
 from errands.brokers import check_url, from_url
-from errands.brokers.contract import Binding, Broker, Exchange
+from errands.brokers.contract import Binding, Broker, Enqueued, Exchange
 from errands.clock import Clock, SystemClock
 from errands.enqueue_hooks import EnqueueHook, tell_enqueued
 from errands.errors import TaskNotRegistered
 from errands.exchanges import Exchanges
 from errands.handle import JobHandle
-from errands.job import JobId
+from errands.job import JobId, JobSpec
 from errands.limits import LimitKey, Limits
-from errands.portal import Portal
+from errands.portal import Portal, refuse_on_loop
 from errands.push.options import TargetOptions
 from errands.retry import RetryPolicy
 from errands.routing import EVENTS
@@ -410,14 +410,45 @@ class App:
     def enqueue_many(self, calls: Iterable[Call]) -> list[JobHandle[Any]]:
         """Blocking twin of `enqueue_many_async`; calls made with `options(connection=conn)`
         are written on that psycopg `Connection`, inside its transaction, in this thread."""
+        refuse_on_loop("enqueue_many")
         calls = list(calls)
         connection = self._connection_of(calls)
         if connection is None:
-            return self.portal.call(self.enqueue_many_async, calls)
+            store = self._blocking_store(calls)
+            if store is None:
+                return self.portal.call(self.enqueue_many_async, calls)
+            specs = [call.spec() for call in calls]
+            stored = store(specs) if specs else []
+            tell_enqueued(self.enqueue_hooks, specs, stored)
+            return [JobHandle(self, e.job_id, duplicate=e.duplicate) for e in stored]
         specs = self.portal.call(self.exchanges.specs_async, calls)
         stored = self._transactional().enqueue_in(connection, specs)
         tell_enqueued(self.enqueue_hooks, specs, stored)
         return [JobHandle(self, e.job_id, duplicate=e.duplicate) for e in stored]
+
+    def _blocking_store(
+        self, calls: Sequence[Call]
+    ) -> Callable[[Sequence[JobSpec]], list[Enqueued]] | None:
+        """The broker's own blocking enqueue (SQLite's runs in the caller's thread, with no hop
+        to the portal), once the broker is open; None when the portal must do it: routed calls
+        need the topology, and other brokers' clients live on the portal's loop."""
+        if any(call.options.exchange for call in calls):
+            return None
+        store = getattr(self.broker, "enqueue_many_blocking", None)
+        if store is None:
+            return None
+        if not self._is_open():
+            self.portal.call(self.open_async)
+        return store  # type: ignore[no-any-return]
+
+    def _is_open(self) -> bool:
+        opened = self._opened
+        return (
+            opened is not None
+            and self._opened_pid == os.getpid()
+            and opened.done()
+            and not opened.exception()
+        )
 
     @staticmethod
     def _connection_of(calls: Sequence[Call]) -> Any:
@@ -443,7 +474,7 @@ class App:
 
     def enqueue(self, name: str, /, *args: Any, **kwargs: Any) -> JobHandle[Any]:
         """Blocking twin of `enqueue_async`."""
-        return self.portal.call(self.enqueue_async, name, *args, **kwargs)
+        return self.by_name(name).enqueue(*args, **kwargs)
 
     def job(self, job_id: JobId) -> JobHandle[Any]:
         """A handle on an existing job by id (no round trip)."""

@@ -76,12 +76,7 @@ class Portal:
 
     def call(self, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `fn(*args, **kwargs)` on the portal's loop and wait for it (blocking callers)."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
-            raise BlockingCallInEventLoop(fn.__name__.removesuffix("_async"))
+        refuse_on_loop(fn.__name__.removesuffix("_async"))
         return _Call(_awaited(fn(*args, **kwargs)), self.loop).result()
 
     async def run(self, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -100,6 +95,16 @@ class Portal:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=5)
             loop.close()
+
+
+def refuse_on_loop(verb: str) -> None:
+    """Raise BlockingCallInEventLoop for `verb` when called in a thread running an event loop,
+    which the blocking call would stall."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise BlockingCallInEventLoop(verb)
 
 
 class _Call(Generic[T]):

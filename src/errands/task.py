@@ -27,6 +27,7 @@ from errands.clock import to_ms
 from errands.enqueue_hooks import added_headers
 from errands.job import JobId, JobSpec, OnFailure, new_job_id
 from errands.limits import Limit, LimitKey, Limits, key_reader, queue_key, task_key
+from errands.portal import refuse_on_loop
 from errands.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -298,10 +299,9 @@ class Task(Generic[P, R]):
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         """Blocking twin of `enqueue_async`."""
-        if self.call_options.connection is not None:  # the caller's thread owns the connection
-            [handle] = self.app.enqueue_many([self.call(*args, **kwargs)])
-            return handle
-        return self.app.portal.call(self.enqueue_async, *args, **kwargs)
+        refuse_on_loop("enqueue")
+        [handle] = self.app.enqueue_many([self.call(*args, **kwargs)])
+        return handle
 
     async def enqueue_many_async(self, calls: Iterable[Any]) -> list[JobHandle[R]]:
         """Store one job per item in one atomic write. An item is a tuple (or list) of

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -86,3 +88,67 @@ async def test_a_database_opened_with_normal_commits_never_syncs_more(tmp_path: 
         assert await relaxed._db.write_lightly(synchronous) == NORMAL
     finally:
         await relaxed.close()
+
+
+def test_a_blocking_enqueue_runs_in_the_calling_thread(broker: SQLiteBroker) -> None:
+    threads: list[str] = []
+    writes = broker._db.write_here
+
+    def noting(*args: object, **kwargs: object) -> object:
+        threads.append(threading.current_thread().name)
+        return writes(*args, **kwargs)  # type: ignore[arg-type]
+
+    broker._db.write_here = noting  # type: ignore[method-assign]
+    one = spec()
+
+    assert broker.enqueue_many_blocking([one]) == [Enqueued(one.id)]
+    assert threads == [threading.current_thread().name]
+
+
+async def test_blocking_enqueues_from_many_threads_share_commits_and_keep_their_replies(
+    broker: SQLiteBroker,
+) -> None:
+    calls = [[spec(), spec()] for _ in range(64)]
+    start = threading.Barrier(8)
+    before = broker._thread_group.groups
+
+    def produce(mine: list[list[JobSpec]]) -> list[list[Enqueued]]:
+        start.wait()
+        return [broker.enqueue_many_blocking(specs) for specs in mine]
+
+    with ThreadPoolExecutor(8) as pool:
+        shares = [calls[i::8] for i in range(8)]
+        replies = await asyncio.gather(
+            *[asyncio.wrap_future(pool.submit(produce, share)) for share in shares]
+        )
+
+    for share, got in zip(shares, replies, strict=True):
+        assert got == [[Enqueued(s.id) for s in specs] for specs in share]
+    assert broker._thread_group.groups - before < len(calls)  # some calls shared a commit
+    assert len(await broker.get([s.id for specs in calls for s in specs])) == 128
+
+
+def test_a_blocking_call_that_fails_does_not_fail_the_threads_that_shared_its_group(
+    tmp_path: Path,
+) -> None:
+    capped = SQLiteBroker(tmp_path / "capped.db", max_page_count=40)
+    asyncio.run(capped.open())
+    try:
+        huge = [JobSpec(id=new_job_id(), task="t", queue="q", payload=b"x" * 400_000)]
+        smalls = [[spec()] for _ in range(6)]
+        start = threading.Barrier(7)
+
+        def produce(specs: list[JobSpec]) -> list[Enqueued] | BaseException:
+            start.wait()
+            try:
+                return capped.enqueue_many_blocking(specs)
+            except BrokerFull as error:
+                return error
+
+        with ThreadPoolExecutor(7) as pool:
+            results = list(pool.map(produce, [huge, *smalls]))
+
+        assert isinstance(results[0], BrokerFull)
+        assert results[1:] == [[Enqueued(s[0].id)] for s in smalls]
+    finally:
+        asyncio.run(capped.close())

@@ -35,7 +35,7 @@ from errands.brokers.contract import (
 from errands.brokers.sqlite import leases, limits, maintenance, reads, schedules, writes
 from errands.brokers.sqlite import topology as stored_topology
 from errands.brokers.sqlite.database import Database
-from errands.brokers.sqlite.grouping import GroupCommit
+from errands.brokers.sqlite.grouping import GroupCommit, ThreadGroupCommit
 from errands.brokers.sqlite.rows import jobs_from_rows, lease_from_row
 from errands.brokers.sqlite.wakeup import DONE, READY, Wakeup
 from errands.brokers.values import at_ms, ms_at
@@ -97,6 +97,7 @@ class SQLiteBroker:
         )
         self._wakeup = Wakeup(self.path)
         self._group = GroupCommit(self._enqueue_now)
+        self._thread_group = ThreadGroupCommit(self._enqueue_here)
         self._opened = False
 
     @classmethod
@@ -148,6 +149,20 @@ class SQLiteBroker:
         enqueued = await self._db.write(writes.enqueue, specs, self._now_ms())
         if not all(item.duplicate for item in enqueued):
             self._wakeup.notify(READY)
+        return enqueued
+
+    def enqueue_many_blocking(self, specs: Sequence[JobSpec]) -> list[Enqueued]:
+        """`enqueue_many` for a blocking caller of an opened broker, run in the caller's
+        thread (group commit with the other threads enqueueing meanwhile): no hop to an event
+        loop or the writer thread."""
+        if not specs:
+            return []
+        return self._thread_group.enqueue(specs)
+
+    def _enqueue_here(self, specs: Sequence[JobSpec]) -> list[Enqueued]:
+        enqueued = self._db.write_here(writes.enqueue, specs, self._now_ms())
+        if not all(item.duplicate for item in enqueued):
+            self._wakeup.notify_threadsafe(READY)
         return enqueued
 
     # -- working -------------------------------------------------------------------------------

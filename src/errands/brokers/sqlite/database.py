@@ -37,11 +37,13 @@ _UNREACHABLE: Final = frozenset({sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR})
 
 
 class _Lane:
-    """One thread and the one connection it owns; work submitted here runs in order.
+    """One thread and one connection; work submitted here runs in order.
 
     Work goes in through a SimpleQueue and its result comes back to the submitting loop with
     one `call_soon_threadsafe`: a concurrent.futures executor would add a Future with its own
-    lock and condition, and a chained asyncio future, to every transaction.
+    lock and condition, and a chained asyncio future, to every transaction. A blocking caller
+    may instead run work in its own thread (`run_here`): the connection is shared under a
+    mutex, so the caller pays no hop to the lane's thread and back.
     """
 
     def __init__(self, name: str, connect: Callable[[], sqlite3.Connection]) -> None:
@@ -49,7 +51,8 @@ class _Lane:
         self._inbox: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None  # started by the first work, as needed
         self._connect = connect
-        self._connection: sqlite3.Connection | None = None  # touched only on the lane's thread
+        self._mutex = threading.Lock()  # held by whichever thread uses the connection
+        self._connection: sqlite3.Connection | None = None  # used only under the mutex
         self._closed = False
 
     async def run(
@@ -70,30 +73,51 @@ class _Lane:
         self._inbox.put(_Work(loop, future, functools.partial(work, **kwargs), args))
         return await future
 
+    def run_here(
+        self,
+        work: Callable[Concatenate[sqlite3.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run `work(connection, ...)` in the calling thread, after the work in progress."""
+        if self._closed:
+            raise RuntimeError(f"{self._name}: the lane is closed")
+        with self._mutex:
+            return work(self._connected(), *args, **kwargs)
+
+    def _connected(self) -> sqlite3.Connection:
+        if self._connection is None:
+            self._connection = self._connect()
+        return self._connection
+
     def _serve(self) -> None:
         while (item := self._inbox.get()) is not None:
             if item.future.cancelled():
                 continue
             try:
-                if self._connection is None:
-                    self._connection = self._connect()
-                result = item.work(self._connection, *item.args)
+                with self._mutex:
+                    result = item.work(self._connected(), *item.args)
             except BaseException as error:  # handed to the caller, whatever it is
                 item.reply(None, error)
             else:
                 item.reply(result, None)
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        self._close_here()
 
     async def close(self) -> None:
         """Close the connection on its own thread (after the work before it), then stop the
         thread."""
         self._closed = True
         if self._thread is None:
+            await asyncio.to_thread(self._close_here)  # only blocking callers used it
             return
         self._inbox.put(None)
         await asyncio.to_thread(self._thread.join)
+
+    def _close_here(self) -> None:
+        with self._mutex:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +179,10 @@ class Database:
     def _connect(self, setup: Callable[[sqlite3.Connection], None]) -> sqlite3.Connection:
         try:
             connection = sqlite3.connect(
-                self.path, isolation_level=None, timeout=self.busy_timeout.total_seconds()
+                self.path,
+                isolation_level=None,
+                timeout=self.busy_timeout.total_seconds(),
+                check_same_thread=False,  # a lane's mutex keeps it to one thread at a time
             )
         except sqlite3.Error as error:
             raise self._translate(error) from error
@@ -208,6 +235,19 @@ class Database:
         """Run `work` in one BEGIN IMMEDIATE transaction on the writer thread; commit or roll
         back as a whole."""
         return await self._write(self.synchronous, work, *args, **kwargs)
+
+    def write_here(
+        self,
+        work: Callable[Concatenate[sqlite3.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Like `write`, run in the calling thread (for blocking callers): the same
+        connection and transaction, without the hops to the writer thread and back."""
+        self.calls += 1
+        if self._pid != os.getpid():
+            self._after_fork()
+        return self._writer.run_here(self._in_mode, self.synchronous, work, *args, **kwargs)
 
     async def write_lightly(
         self,

@@ -18,6 +18,7 @@ import os
 import secrets
 import socket
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Final
@@ -53,6 +54,7 @@ class Wakeup:
         self._peers: list[str] = []
         self._listed_at = float("-inf")
         self._pid = os.getpid()
+        self._sending = threading.Lock()
 
     # -- waiting -------------------------------------------------------------------------------
 
@@ -176,6 +178,16 @@ class Wakeup:
         self._wake_here(kinds)
         self._send(kinds)
 
+    def notify_threadsafe(self, kinds: bytes) -> None:
+        """`notify` from a thread other than the waiters' loop's."""
+        if self._pid != os.getpid():
+            self._forget_parent()
+        loop = self._signals_loop
+        if loop is not None and any(bytes((kind,)) in self._signals for kind in kinds):
+            with contextlib.suppress(RuntimeError):  # a closed loop has no waiter left
+                loop.call_soon_threadsafe(self._wake_here, kinds)
+        self._send(kinds)
+
     def _wake_here(self, kinds: bytes) -> None:
         for kind in kinds:
             event = self._signals.pop(bytes((kind,)), None)
@@ -183,6 +195,10 @@ class Wakeup:
                 event.set()  # its waiters wake; the next signal() makes a fresh event
 
     def _send(self, kinds: bytes) -> None:
+        with self._sending:  # the loop's thread and blocking producers' threads
+            self._send_now(kinds)
+
+    def _send_now(self, kinds: bytes) -> None:
         if self._sender is None:
             try:
                 self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
