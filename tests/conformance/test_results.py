@@ -31,6 +31,26 @@ async def test_completed_job_keeps_any_result_bytes(broker: Broker) -> None:
     assert (await get_one(broker, job_id)).result == raw
 
 
+async def test_a_batch_of_completions_keeps_each_result_byte_for_byte(broker: Broker) -> None:
+    results = [
+        b'"caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x9a\x80"',  # UTF-8 beyond ASCII
+        b'{"quote": "\\"", "back": "\\\\", "nul": "\\u0000", "tab": "\\t"}',  # escapes
+        b"[1.0, 1e400, 12345678901234567890123]",  # numbers JSON alone cannot round
+        b"null",
+        b"",
+    ]
+    ids = await enqueue(broker, *[spec() for _ in results])
+    claimed = await broker.claim(ClaimOptions(["default"], len(results), LEASE, "w1"))
+    by_id = {c.job.id: c for c in claimed}
+
+    applied = await broker.finish(
+        [Completed(by_id[job_id].lease, result=r) for job_id, r in zip(ids, results, strict=True)]
+    )
+
+    assert applied == [True] * len(results)
+    assert [(await get_one(broker, job_id)).result for job_id in ids] == results
+
+
 async def test_result_expires_result_ttl_after_the_job_finished(
     broker: Broker, clock: FakeClock
 ) -> None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import sqlite3
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 from errands.brokers.contract import ClaimOptions, WorkerInfo
 from errands.brokers.sqlite import dependencies, limits
 from errands.brokers.sqlite.rows import heartbeat_params
-from errands.brokers.sqlite.sql import Q, as_json
+from errands.brokers.sqlite.sql import Q, as_json, json_text
 from errands.brokers.values import error_json, progress_json
 from errands.clock import to_ms
 from errands.job import JobId, Progress
@@ -147,6 +148,48 @@ def finish(
     Returns, in input order, whether each was applied, and whether a dependent was released.
     A second outcome for one lease in the same batch is refused, as it would be in a later call.
     """
+    applied = _finish_completed(connection, outcomes, now_ms)
+    if applied is None:
+        applied = _finish_each(connection, outcomes, now_ms)
+    ended = [
+        (outcome.lease.job_id, isinstance(outcome, Completed))
+        for outcome, ok in zip(outcomes, applied, strict=True)
+        if ok and isinstance(outcome, Completed | Failed | Cancelled)
+    ]
+    _, released = dependencies.settle(connection, ended, now_ms) if ended else ((), False)
+    return applied, released
+
+
+def _finish_completed(
+    connection: sqlite3.Connection, outcomes: Sequence[Outcome], now_ms: int
+) -> list[bool] | None:
+    """The common batch, every outcome a Completed of its own job, in one statement; None
+    for any other batch."""
+    if any(type(outcome) is not Completed for outcome in outcomes):
+        return None
+    ids = [outcome.lease.job_id for outcome in outcomes]
+    if len(set(ids)) != len(ids):
+        return None  # a second outcome for a lease is refused by the one-by-one path
+    completed = cast(Sequence[Completed], outcomes)
+    try:
+        batch = [[o.lease.job_id, o.lease.token, _text(o.result)] for o in completed]
+    except ValueError:
+        return None  # bytes JSON text cannot carry as they are (another program's results)
+    rows = connection.execute(Q["finish_completed_batch"], {"batch": json_text(batch), "now": now_ms})
+    done = {row[0] for row in rows}
+    return [job_id in done for job_id in ids]
+
+
+def _text(result: bytes) -> str:
+    """`result` as text that comes back from JSON as the same bytes; ValueError if none can."""
+    if b"\0" in result:
+        raise ValueError("a NUL byte")
+    return result.decode()  # UnicodeDecodeError is a ValueError
+
+
+def _finish_each(
+    connection: sqlite3.Connection, outcomes: Sequence[Outcome], now_ms: int
+) -> list[bool]:
     running = _running(connection, [outcome.lease for outcome in outcomes])
     batches: defaultdict[str, list[Params]] = defaultdict(list)
     applied: list[bool] = []
@@ -162,13 +205,7 @@ def finish(
         applied.append(holds)
     for name, rows in batches.items():
         connection.executemany(Q[name], rows)
-    ended = [
-        (outcome.lease.job_id, isinstance(outcome, Completed))
-        for outcome, ok in zip(outcomes, applied, strict=True)
-        if ok and isinstance(outcome, Completed | Failed | Cancelled)
-    ]
-    _, released = dependencies.settle(connection, ended, now_ms) if ended else ((), False)
-    return applied, released
+    return applied
 
 
 def _statement(outcome: Outcome, now_ms: int) -> tuple[str, Params]:

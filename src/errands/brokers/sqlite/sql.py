@@ -18,3 +18,8 @@ _json = msgspec.json.Encoder()
 def as_json(values: Sequence[str] | Sequence[Sequence[str]]) -> str:
     """A list parameter, read in SQL with json_each."""
     return _json.encode(list(values)).decode()
+
+
+def json_text(value: object) -> str:
+    """Any JSON-able parameter as text, read in SQL with json_each and json_extract."""
+    return _json.encode(value).decode()
