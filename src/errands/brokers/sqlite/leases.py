@@ -175,7 +175,8 @@ def _finish_completed(
         batch = [[o.lease.job_id, o.lease.token, _text(o.result)] for o in completed]
     except ValueError:
         return None  # bytes JSON text cannot carry as they are (another program's results)
-    rows = connection.execute(Q["finish_completed_batch"], {"batch": json_text(batch), "now": now_ms})
+    params = {"batch": json_text(batch), "now": now_ms}
+    rows = connection.execute(Q["finish_completed_batch"], params)
     done = {row[0] for row in rows}
     return [job_id in done for job_id in ids]
 
