@@ -5,6 +5,7 @@ from SQLite, Redis or a foreign client (docs/protocol.md).
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -24,6 +25,7 @@ def ms_at(instant: datetime) -> int:
     return (instant - _EPOCH) // _MS
 
 
+@functools.lru_cache(maxsize=4096)  # a claimed batch repeats its instants (now, expiry)
 def at_ms(ms: int) -> datetime:
     """Epoch milliseconds back to an aware UTC datetime, exactly."""
     return _EPOCH + timedelta(0, 0, 0, ms)  # positional: keywords cost twice as much

@@ -8,7 +8,6 @@ between processes.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -36,7 +35,7 @@ from errands.brokers.sqlite import leases, limits, maintenance, reads, schedules
 from errands.brokers.sqlite import topology as stored_topology
 from errands.brokers.sqlite.database import Database
 from errands.brokers.sqlite.grouping import GroupCommit, ThreadGroupCommit
-from errands.brokers.sqlite.rows import jobs_from_rows, lease_from_row
+from errands.brokers.sqlite.rows import claimed_from_rows, jobs_from_rows
 from errands.brokers.sqlite.wakeup import DONE, READY, Wakeup
 from errands.brokers.values import at_ms, ms_at
 from errands.clock import Clock, SystemClock, to_ms
@@ -172,7 +171,7 @@ class SQLiteBroker:
         if options.n <= 0:
             return []
         rows = await self._db.write_lightly(leases.claim, options, self._now_ms())
-        return _claimed(rows)
+        return claimed_from_rows(rows)
 
     async def extend(
         self,
@@ -258,7 +257,7 @@ class SQLiteBroker:
             lease_ms=to_ms(lease),
             now_ms=self._now_ms(),
         )
-        return _claimed(rows)
+        return claimed_from_rows(rows)
 
     async def promote(self, *, limit: int) -> int:
         """Due scheduled and retryable jobs become available; see Broker.promote."""
@@ -372,11 +371,6 @@ class SQLiteBroker:
         """The database file's absolute path: a relative one depends on the working directory,
         so logs and messages show this one."""
         return str(self.path.resolve())
-
-
-def _claimed(rows: list[sqlite3.Row]) -> list[Claimed]:
-    jobs = jobs_from_rows(rows)
-    return [Claimed(job, lease_from_row(row)) for job, row in zip(jobs, rows, strict=True)]
 
 
 class URLOptions(TypedDict, total=False):

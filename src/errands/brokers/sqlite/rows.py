@@ -15,7 +15,7 @@ from typing import Final
 
 import msgspec
 
-from errands.brokers.contract import ScheduleRecord, WorkerInfo
+from errands.brokers.contract import Claimed, ScheduleRecord, WorkerInfo
 from errands.brokers.values import (
     at_ms,
     at_or_none,
@@ -76,6 +76,20 @@ def jobs_from_rows(rows: Sequence[Row]) -> list[Job]:
     return [_job(row, at) for row in rows]
 
 
+def claimed_from_rows(rows: Sequence[Row]) -> list[Claimed]:
+    """The jobs and leases of the rows a claim returned."""
+    if not rows:
+        return []
+    at = _positions(tuple(rows[0].keys()))
+    token = at["lease_token"]
+    out = []
+    for row in rows:
+        job = _job(row, at)
+        assert job.lease_expires_at is not None  # a claimed row is running
+        out.append(Claimed(job, Lease(job.id, job.attempt, row[token], job.lease_expires_at)))
+    return out
+
+
 @functools.lru_cache(maxsize=8)
 def _positions(names: tuple[str, ...]) -> dict[str, int]:
     return {name: index for index, name in enumerate(names)}
@@ -122,11 +136,6 @@ _STATES: Final = {state.value: state for state in JobState}
 @functools.lru_cache(maxsize=64)  # a handful of result_ttl values cover nearly every job
 def _duration(ms: int) -> timedelta:
     return from_ms(ms)
-
-
-def lease_from_row(row: Row) -> Lease:
-    """The lease a claim just wrote into `row`."""
-    return Lease(row["id"], row["attempt"], row["lease_token"], at_ms(row["lease_expires_at"]))
 
 
 def heartbeat_params(info: WorkerInfo, now_ms: int) -> dict[str, object]:
