@@ -248,7 +248,17 @@ class Worker:
             claimed = await self._claim(broker, free)
             for one in claimed:
                 self._start(one)
-            if claimed or self._claim_failures:
+            if len(claimed) == free or self._claim_failures:
+                continue
+            if claimed:
+                # Fewer than asked: the queues are empty now. Claiming again at once would only
+                # hold the broker's writer (ahead of these jobs' finishes) to find nothing.
+                self._slot_free.clear()
+                await self._first(
+                    broker.wait_ready(self.queues, self.settings.idle_wait),
+                    self._slot_free.wait(),
+                    self._stopping.wait(),
+                )
                 continue
             if until_idle and not self._running:
                 if not self._completer.settled or self._completer.flushes != flushes:

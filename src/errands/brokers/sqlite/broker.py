@@ -222,7 +222,8 @@ class SQLiteBroker:
                 return
             if next_due_ms is not None:
                 left = min(left, (next_due_ms - now_ms) / 1000)
-            await self._wakeup.wait(signal, left)
+            if await self._wakeup.wait(signal, left):
+                return  # a commit made jobs claimable: claim now, without reading again
 
     async def wait_done(self, job_ids: Sequence[JobId], timeout: timedelta) -> list[Job]:
         """Return the jobs once all are terminal, or as they are at the timeout (or when the
