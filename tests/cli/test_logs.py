@@ -71,3 +71,12 @@ def test_a_batch_is_written_once_it_is_due(
     handler.handle(record(logging.INFO, "due"))
 
     assert out.taken() == "INFO early\nINFO due\n"
+
+
+def test_the_time_of_a_line_reads_as_loggings_default_format_across_seconds() -> None:
+    ours = logs.LineFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    default = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    for created in (1764568800.001, 1764568800.999, 1764568801.5, 1764568800.25):
+        record = logging.LogRecord("errands.jobs", logging.INFO, "", 0, "job %s", ("a",), None)
+        record.created, record.msecs = created, int((created - int(created)) * 1000) + 0.0
+        assert ours.format(record) == default.format(record)

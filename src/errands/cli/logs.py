@@ -52,16 +52,33 @@ class BatchedStderr(logging.StreamHandler):  # type: ignore[type-arg]
         self._written = time.monotonic()
 
 
+class LineFormatter(logging.Formatter):
+    """The default line format, with the time's text made once per second, not per line
+    (strftime was the dearest part of a job's log line)."""
+
+    def __init__(self, fmt: str) -> None:
+        super().__init__(fmt)
+        self._second = -1
+        self._text = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        """`YYYY-mm-dd HH:MM:SS,mmm` in local time, as logging's default."""
+        second = int(record.created)
+        if second != self._second:
+            self._second = second
+            self._text = time.strftime(self.default_time_format, self.converter(record.created))
+        return f"{self._text},{int(record.msecs):03d}"
+
+
 def configure_logging(level: str) -> None:
     """One line per event on stderr, with time, level and logger.
 
     A record must be cheap: the format names no source file, line, thread or process, and the
     logging HOWTO's optimisations skip collecting them.
     """
-    logging.basicConfig(
-        handlers=[BatchedStderr()],
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
+    handler = BatchedStderr()
+    handler.setFormatter(LineFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    logging.basicConfig(handlers=[handler])
     logging.getLogger().setLevel(level.upper())
     logging._srcfile = None  # documented in the logging HOWTO, "Optimization"
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False

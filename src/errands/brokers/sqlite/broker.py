@@ -97,6 +97,8 @@ class SQLiteBroker:
         self._wakeup = Wakeup(self.path)
         self._group = GroupCommit(self._enqueue_now)
         self._thread_group = ThreadGroupCommit(self._enqueue_here)
+        #: Queues whose rows this process has seen committed (rows are never deleted).
+        self._queues: set[str] = set()
         self._opened = False
 
     @classmethod
@@ -145,7 +147,8 @@ class SQLiteBroker:
         return await self._group.enqueue(specs)
 
     async def _enqueue_now(self, specs: Sequence[JobSpec]) -> list[Enqueued]:
-        enqueued = await self._db.write(writes.enqueue, specs, self._now_ms())
+        enqueued = await self._db.write(writes.enqueue, specs, self._now_ms(), self._queues)
+        self._queues.update(spec.queue for spec in specs)
         if not all(item.duplicate for item in enqueued):
             self._wakeup.notify(READY)
         return enqueued
@@ -159,7 +162,8 @@ class SQLiteBroker:
         return self._thread_group.enqueue(specs)
 
     def _enqueue_here(self, specs: Sequence[JobSpec]) -> list[Enqueued]:
-        enqueued = self._db.write_here(writes.enqueue, specs, self._now_ms())
+        enqueued = self._db.write_here(writes.enqueue, specs, self._now_ms(), self._queues)
+        self._queues.update(spec.queue for spec in specs)
         if not all(item.duplicate for item in enqueued):
             self._wakeup.notify_threadsafe(READY)
         return enqueued

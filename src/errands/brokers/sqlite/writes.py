@@ -8,7 +8,7 @@ writer thread; the worker's verbs are in leases.py, the SQL in queries.sql.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 
 from errands.brokers.contract import Enqueued
 from errands.brokers.sqlfiles import Migration
@@ -47,11 +47,17 @@ Key = tuple[str, str]  # (task, idempotency key)
 
 
 def enqueue(
-    connection: sqlite3.Connection, specs: Sequence[JobSpec], now_ms: int
+    connection: sqlite3.Connection,
+    specs: Sequence[JobSpec],
+    now_ms: int,
+    known_queues: Set[str] = frozenset(),
 ) -> list[Enqueued]:
     """Store `specs` in input order; a taken (task, idempotency key) or a known id yields a
     duplicate. The unique index on (task, key) is what keeps a key to one job; reading the
-    owners first only tells each duplicate which job it names."""
+    owners first only tells each duplicate which job it names. Queues in `known_queues` are
+    already stored (queue rows are never deleted), so their rows are not written again."""
+    if len(specs) == 1 and _plain(specs[0]):
+        return _enqueue_one(connection, specs[0], now_ms, known_queues)
     owners = _key_owners(connection, specs, now_ms)
     replies: list[Enqueued] = []
     rows: list[InsertRow] = []
@@ -65,13 +71,30 @@ def enqueue(
         replies.append(Enqueued(spec.id))
         rows.append(insert_params(spec, now_ms))
     if _insert_all(connection, rows):
-        connection.executemany(Q["queue_add"], [{"name": q} for q in {s.queue for s in specs}])
+        queues = {s.queue for s in specs} - known_queues
+        connection.executemany(Q["queue_add"], [{"name": q} for q in queues])
     else:
         replies = _insert_one_by_one(connection, replies, rows)
     stored = (s for s, r in zip(specs, replies, strict=True) if s.depends_on and not r.duplicate)
     dependencies.add(connection, stored)
     limits.store(connection, specs, replies)
     return replies
+
+
+def _plain(spec: JobSpec) -> bool:
+    """True for a job without a key, dependencies or limits: its insert is all it writes."""
+    return spec.idempotency_key is None and not spec.depends_on and not spec.limits
+
+
+def _enqueue_one(
+    connection: sqlite3.Connection, spec: JobSpec, now_ms: int, known_queues: Set[str]
+) -> list[Enqueued]:
+    # One plain job, the single enqueue's common case: no savepoint is needed to undo a
+    # batch, as an id already stored inserts nothing and is the duplicate of itself.
+    stored = connection.execute(Q["job_insert"], insert_params(spec, now_ms)).rowcount == 1
+    if stored and spec.queue not in known_queues:
+        connection.execute(Q["queue_add"], {"name": spec.queue})
+    return [Enqueued(spec.id, duplicate=not stored)]
 
 
 def _key_owners(
