@@ -58,26 +58,28 @@ class ThreadPool:
         # current for this attempt (tracing's span) is current in the thread too. A copy costs
         # well under a microsecond, and current_job() is set inside it, so jobs never share one.
         context = contextvars.copy_context()
-        future: asyncio.Future[Outcome] = self._executor.submit(
-            functools.partial(context.run, attempt, claimed, invocation)
-        )
+        call = self._executor.submit(functools.partial(context.run, attempt, claimed, invocation))
         limit = invocation.timeout.total_seconds() if invocation.timeout else None
         try:
-            done, _ = await asyncio.wait({future}, timeout=limit)
+            if limit is None:  # the common case: no timer, no wait() bookkeeping
+                outcome: Outcome = await call.future
+                return outcome
+            done, _ = await asyncio.wait({call.future}, timeout=limit)
         except asyncio.CancelledError:
             # Cancelled or shut down: the attempt is abandoned; `current_job().cancelled` tells
             # the function, whose thread counts as stuck until it returns.
-            if not future.done():
-                self._count_stuck(future, claimed, "was stopped")
+            if not call.ended:
+                self._count_stuck(call, claimed, "was stopped")
             raise
         if not done:
-            self._count_stuck(future, claimed, "timed out")
+            self._count_stuck(call, claimed, "timed out")
             return timed_out(claimed, invocation, "time limit; its thread runs on")
-        return future.result()
+        outcome = call.future.result()
+        return outcome
 
-    def _count_stuck(self, future: asyncio.Future[Any], claimed: Claimed, why: str) -> None:
+    def _count_stuck(self, call: _Submitted, claimed: Claimed, why: str) -> None:
         self.stuck += 1
-        future.add_done_callback(lambda _: self._unstick())
+        call.on_end = self._unstick
         log.warning(
             "job %s %s; its thread is stuck (%d stuck of %d allowed)",
             claimed.job.id,
@@ -98,6 +100,19 @@ class ThreadPool:
             self._executor = None
 
 
+class _Submitted:
+    """One call given to a DaemonExecutor: the loop's future for its value, whether its thread
+    is done with it (set on the loop, with `on_end` then called), even if the future was
+    cancelled first."""
+
+    __slots__ = ("ended", "fn", "future", "on_end")
+
+    def __init__(self, fn: Callable[[], Any], future: asyncio.Future[Any]) -> None:
+        self.fn, self.future = fn, future
+        self.ended = False
+        self.on_end: Callable[[], None] | None = None
+
+
 class DaemonExecutor:
     """Up to `max_workers` daemon threads, started on demand, fed from one queue.
 
@@ -108,42 +123,41 @@ class DaemonExecutor:
 
     def __init__(self, max_workers: int, loop: asyncio.AbstractEventLoop) -> None:
         self._max, self._loop = max_workers, loop
-        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], asyncio.Future[Any]] | None] = (
-            queue.SimpleQueue()
-        )
+        self._jobs: queue.SimpleQueue[_Submitted | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads = 0
         self._idle = 0
-        self._done: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        self._done: list[tuple[_Submitted, bool, Any]] = []
         self._delivering = False
 
-    def submit(self, call: Callable[[], Any]) -> asyncio.Future[Any]:
-        """Run `call` on a pool thread; the returned future (of the loop) carries its value or
-        exception. Call from the loop's thread."""
-        future = self._loop.create_future()
+    def submit(self, fn: Callable[[], Any]) -> _Submitted:
+        """Run `fn` on a pool thread; the returned call's future (of the loop) carries its
+        value or exception. Call from the loop's thread."""
+        call = _Submitted(fn, self._loop.create_future())
         with self._lock:
             if self._idle == 0 and self._threads < self._max:
                 self._threads += 1
                 threading.Thread(target=self._serve, name="errands-job", daemon=True).start()
             elif self._idle > 0:
                 self._idle -= 1
-        self._jobs.put((call, future))
-        return future
+        self._jobs.put(call)
+        return call
 
     def _serve(self) -> None:
-        while (item := self._jobs.get()) is not None:
-            call, future = item
-            if not future.cancelled():  # a benign race: at worst a cancelled call still runs
+        while (call := self._jobs.get()) is not None:
+            if call.future.cancelled():  # a benign race: at worst a cancelled call still runs
+                self._finished(call, False, None)
+            else:
                 try:
-                    self._finished(future, True, call())
+                    self._finished(call, True, call.fn())
                 except BaseException as error:  # delivered to the awaiting job, never lost here
-                    self._finished(future, False, error)
+                    self._finished(call, False, error)
             with self._lock:
                 self._idle += 1
 
-    def _finished(self, future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    def _finished(self, call: _Submitted, ok: bool, value: Any) -> None:
         with self._lock:
-            self._done.append((future, ok, value))
+            self._done.append((call, ok, value))
             if self._delivering:
                 return
             self._delivering = True
@@ -153,13 +167,16 @@ class DaemonExecutor:
     def _deliver(self) -> None:
         with self._lock:
             done, self._done, self._delivering = self._done, [], False
-        for future, ok, value in done:
-            if future.done():
+        for call, ok, value in done:
+            call.ended = True
+            if call.on_end is not None:
+                call.on_end()
+            if call.future.done():
                 continue  # its job was cancelled meanwhile
             if ok:
-                future.set_result(value)
+                call.future.set_result(value)
             else:
-                future.set_exception(value)
+                call.future.set_exception(value)
 
     def shutdown(self) -> None:
         """Ask idle threads to end; busy ones end after their call (or with the process)."""
