@@ -435,6 +435,49 @@ def test_a_forked_child_opens_its_own_connections_and_socket(tmp_path: Path) -> 
     assert out.strip() == "3"  # the parent's, the child's and the parent's after the fork
 
 
+FORKED_MID_COMMIT = """
+import asyncio, os, sys, threading
+from errands.brokers.sqlite.broker import SQLiteBroker
+from errands.job import JobSpec, new_job_id
+
+broker = SQLiteBroker(sys.argv[1])
+job = lambda: JobSpec(id=new_job_id(), task="noop", queue="q", payload=b"{}")
+asyncio.run(broker.open())
+committing, forked = threading.Event(), threading.Event()
+
+write = broker._thread_group._write
+
+def write_slowly(specs):
+    with broker._db._writer._mutex:
+        committing.set()
+        forked.wait()  # the fork happens while this thread leads a group and holds the writer
+    return write(specs)
+
+def lead():
+    broker._thread_group._write = write_slowly
+    broker.enqueue_many_blocking([job()])
+
+threading.Thread(target=lead, daemon=True).start()
+committing.wait()
+pid = os.fork()
+if pid == 0:
+    broker._thread_group._write = write
+    one = job()
+    stored = broker.enqueue_many_blocking([one])
+    os._exit(0 if [e.job_id for e in stored] == [one.id] else 1)
+forked.set()
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status), flush=True)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_child_forked_while_a_thread_commits_enqueues_on_its_own(tmp_path: Path) -> None:
+    process = _python(FORKED_MID_COMMIT, str(tmp_path / "forked.db"))
+    out, _ = process.communicate(timeout=60)
+    assert (process.returncode, out.strip()) == (0, "0")
+
+
 async def test_a_url_can_cap_the_file_size(tmp_path: Path) -> None:
     broker = from_url(f"sqlite:///{tmp_path / 'capped.db'}?max_page_count=40")
     await broker.open()

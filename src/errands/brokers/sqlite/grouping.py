@@ -11,6 +11,7 @@ waiting, in its own thread.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -122,13 +123,21 @@ class ThreadGroupCommit:
 
     def __init__(self, write: BlockingWrite) -> None:
         self._write = write
+        self.groups = 0  # transactions run, for benchmarks
+        self._start_afresh()
+
+    def _start_afresh(self) -> None:
+        # Also in a forked child: the parent's lock or lead may have been held by a thread
+        # that does not exist here.
+        self._pid = os.getpid()
         self._lock = threading.Lock()  # guards the fields below
         self._waiting: list[_Ticket] = []
         self._leading = False
-        self.groups = 0  # transactions run, for benchmarks
 
     def enqueue(self, specs: Sequence[JobSpec]) -> list[Enqueued]:
         """Store `specs` in the next group's transaction; returns their replies."""
+        if self._pid != os.getpid():
+            self._start_afresh()
         ticket = _Ticket(specs)
         with self._lock:
             self._waiting.append(ticket)

@@ -127,6 +127,7 @@ class Wakeup:
         self._receiver = self._sender = self._own = self._loop = None
         self._signals, self._bound_at, self._pid = {}, float("-inf"), os.getpid()
         self._listed_at = float("-inf")
+        self._sending = threading.Lock()  # the parent's may have been held by another thread
 
     def _bind(self) -> tuple[socket.socket, str]:
         own = str(self.directory / f"{os.getpid()}-{secrets.token_hex(4)}.sock")
