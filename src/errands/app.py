@@ -404,8 +404,7 @@ class App:
             stored = await broker.enqueue_in_async(connection, specs)
         else:
             stored = await self.call_broker(lambda b: b.enqueue_many(specs))
-        tell_enqueued(self.enqueue_hooks, specs, stored)
-        return [JobHandle(self, e.job_id, duplicate=e.duplicate) for e in stored]
+        return self._handles(specs, stored)
 
     def enqueue_many(self, calls: Iterable[Call]) -> list[JobHandle[Any]]:
         """Blocking twin of `enqueue_many_async`; calls made with `options(connection=conn)`
@@ -418,11 +417,12 @@ class App:
             if store is None:
                 return self.portal.call(self.enqueue_many_async, calls)
             specs = [call.spec() for call in calls]
-            stored = store(specs) if specs else []
-            tell_enqueued(self.enqueue_hooks, specs, stored)
-            return [JobHandle(self, e.job_id, duplicate=e.duplicate) for e in stored]
+            return self._handles(specs, store(specs) if specs else [])
         specs = self.portal.call(self.exchanges.specs_async, calls)
-        stored = self._transactional().enqueue_in(connection, specs)
+        return self._handles(specs, self._transactional().enqueue_in(connection, specs))
+
+    def _handles(self, specs: list[JobSpec], stored: list[Enqueued]) -> list[JobHandle[Any]]:
+        """Tell the enqueue hooks what was stored; the handles of `stored`, in order."""
         tell_enqueued(self.enqueue_hooks, specs, stored)
         return [JobHandle(self, e.job_id, duplicate=e.duplicate) for e in stored]
 

@@ -253,12 +253,7 @@ class Worker:
             if claimed:
                 # Fewer than asked: the queues are empty now. Claiming again at once would only
                 # hold the broker's writer (ahead of these jobs' finishes) to find nothing.
-                self._slot_free.clear()
-                await self._first(
-                    broker.wait_ready(self.queues, self.settings.idle_wait),
-                    self._slot_free.wait(),
-                    self._stopping.wait(),
-                )
+                await self._wait_for_work(broker)
                 continue
             if until_idle and not self._running:
                 if not self._completer.settled or self._completer.flushes != flushes:
@@ -268,12 +263,16 @@ class Worker:
                     await self._completer.drain()
                     continue
                 return
-            self._slot_free.clear()
-            await self._first(
-                broker.wait_ready(self.queues, self.settings.idle_wait),
-                self._slot_free.wait(),
-                self._stopping.wait(),
-            )
+            await self._wait_for_work(broker)
+
+    async def _wait_for_work(self, broker: Broker) -> None:
+        """Until a job may be claimable, a slot frees or the worker stops."""
+        self._slot_free.clear()
+        await self._first(
+            broker.wait_ready(self.queues, self.settings.idle_wait),
+            self._slot_free.wait(),
+            self._stopping.wait(),
+        )
 
     async def _claim(self, broker: Broker, n: int) -> list[Claimed]:
         """Claim up to `n` jobs; a broker error (locked, full, gone) is logged and waited out,

@@ -148,10 +148,14 @@ class SQLiteBroker:
 
     async def _enqueue_now(self, specs: Sequence[JobSpec]) -> list[Enqueued]:
         enqueued = await self._db.write(writes.enqueue, specs, self._now_ms(), self._queues)
-        self._queues.update(spec.queue for spec in specs)
-        if not all(item.duplicate for item in enqueued):
+        if self._stored_new(specs, enqueued):
             self._wakeup.notify(READY)
         return enqueued
+
+    def _stored_new(self, specs: Sequence[JobSpec], enqueued: Sequence[Enqueued]) -> bool:
+        """Remember the committed specs' queues; True if any spec made a new job."""
+        self._queues.update(spec.queue for spec in specs)
+        return not all(item.duplicate for item in enqueued)
 
     def enqueue_many_blocking(self, specs: Sequence[JobSpec]) -> list[Enqueued]:
         """`enqueue_many` for a blocking caller of an opened broker, run in the caller's
@@ -163,8 +167,7 @@ class SQLiteBroker:
 
     def _enqueue_here(self, specs: Sequence[JobSpec]) -> list[Enqueued]:
         enqueued = self._db.write_here(writes.enqueue, specs, self._now_ms(), self._queues)
-        self._queues.update(spec.queue for spec in specs)
-        if not all(item.duplicate for item in enqueued):
+        if self._stored_new(specs, enqueued):
             self._wakeup.notify_threadsafe(READY)
         return enqueued
 

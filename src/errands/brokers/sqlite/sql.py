@@ -17,7 +17,7 @@ _json = msgspec.json.Encoder()
 
 def as_json(values: Sequence[str] | Sequence[Sequence[str]]) -> str:
     """A list parameter, read in SQL with json_each."""
-    return _json.encode(list(values)).decode()
+    return json_text(list(values))
 
 
 def json_text(value: object) -> str:
