@@ -330,10 +330,10 @@ class MemoryBroker:
         condition = self._condition()
         async with condition:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    condition.wait(),
-                    _wait_seconds(timeout, self._next_due(queues), self._clock.now()),
-                )
+                async with asyncio.timeout(
+                    _wait_seconds(timeout, self._next_due(queues), self._clock.now())
+                ):
+                    await condition.wait()
 
     def _has_ready(self, queues: Sequence[str]) -> bool:
         open_queues = set(queues) - self._paused
@@ -366,7 +366,8 @@ class MemoryBroker:
                 if not pending or left <= 0:
                     return [self._jobs[i] for i in job_ids if i in self._jobs]
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(condition.wait(), left)
+                    async with asyncio.timeout(left):
+                        await condition.wait()
 
     # -- maintenance ---------------------------------------------------------------------------
 

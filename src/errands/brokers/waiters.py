@@ -114,7 +114,8 @@ async def wait_ready(
         if due_in is not None:
             left = min(left, max(0.0, due_in))
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(signal.wait(), left)
+            async with asyncio.timeout(left):
+                await signal.wait()
     finally:
         waiters.unwatch_ready(queues, signal)
 
@@ -142,7 +143,8 @@ async def wait_done(
             if left <= 0 or all(i in ended or i not in stored for i in pending):
                 return jobs
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(signal.wait(), left)
+                async with asyncio.timeout(left):
+                    await signal.wait()
         finally:
             waiters.unwatch(pending, signal)
         if not still_open():

@@ -175,7 +175,8 @@ class Scheduler:
 
     async def _sleep(self, delay: timedelta) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), delay.total_seconds())
+            async with asyncio.timeout(delay.total_seconds()):
+                await self._stop.wait()
 
 
 def _on(loop: asyncio.AbstractEventLoop) -> bool:

@@ -82,7 +82,8 @@ class Maintenance:
                 log.exception("maintenance pass failed")
             pause = every * random.uniform(0.8, 1.2)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), pause)
+                async with asyncio.timeout(pause):
+                    await stopping.wait()
 
 
 def jitter(delay: timedelta) -> float:

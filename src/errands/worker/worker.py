@@ -449,7 +449,8 @@ class Worker:
         if leftover:
             log.info("released %d jobs that did not finish within the grace", len(leftover))
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._completer.drain(), timeout=30)
+            async with asyncio.timeout(30):
+                await self._completer.drain()
         for task in helpers:
             task.cancel()
         await asyncio.gather(*helpers, return_exceptions=True)

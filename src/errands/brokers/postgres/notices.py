@@ -66,7 +66,8 @@ class Notices(Waiters):
             self._task = asyncio.get_running_loop().create_task(self._run())
         if not self._listening.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._listening.wait(), LISTEN_WAIT)
+                async with asyncio.timeout(LISTEN_WAIT):
+                    await self._listening.wait()
 
     async def close(self) -> None:
         """Stop listening and close the connection; every waiter is woken. Idempotent."""

@@ -53,7 +53,8 @@ class Pool:
         if self._closed:
             raise psycopg.InterfaceError("the connection pool is closed")
         try:
-            await asyncio.wait_for(self._slots.acquire(), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                await self._slots.acquire()
         except TimeoutError:
             raise PoolTimeout(f"no connection free within {self._timeout:g}s") from None
         try:

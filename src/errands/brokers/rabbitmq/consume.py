@@ -114,7 +114,8 @@ class Inbox:
                 return
             self._arrived.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._arrived.wait(), left)
+                async with asyncio.timeout(left):
+                    await self._arrived.wait()
 
     # -- settling ---------------------------------------------------------------------------
 

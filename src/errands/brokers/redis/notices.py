@@ -42,7 +42,8 @@ class Notices(Waiters):
             self._task = asyncio.get_running_loop().create_task(self._run())
         if not self._subscribed.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._subscribed.wait(), SUBSCRIBE_WAIT)
+                async with asyncio.timeout(SUBSCRIBE_WAIT):
+                    await self._subscribed.wait()
 
     async def close(self) -> None:
         """Unsubscribe and stop the reader; idempotent."""

@@ -79,7 +79,8 @@ class Wakeup:
         settled = self._bound_at + 2 * REFRESH - time.monotonic()
         cap = RECHECK if settled <= 0 else min(RECHECK, settled)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), max(0.0, min(timeout, cap)))
+            async with asyncio.timeout(max(0.0, min(timeout, cap))):
+                await event.wait()
             return True
         return False
 

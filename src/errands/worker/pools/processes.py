@@ -126,7 +126,8 @@ class ProcessPool:
         one.busy = True
         try:
             one.conn.send(claimed)
-            outcome, one.rss = await asyncio.wait_for(_outcome(one.conn, invocation), hard)
+            async with asyncio.timeout(hard):
+                outcome, one.rss = await _outcome(one.conn, invocation)
         except TimeoutError:
             await self._kill(one)
             return timed_out(
