@@ -8,6 +8,7 @@ Nothing here asserts how fast a wait returned.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -52,6 +53,21 @@ async def test_wait_ready_returns_at_once_when_a_job_is_already_claimable(broker
 async def test_wait_ready_returns_at_its_timeout_when_no_job_comes(broker: Broker) -> None:
     await asyncio.wait_for(broker.wait_ready(["default"], SHORT), BOUND)
     assert await broker.claim(ClaimOptions(["default"], n=1, lease=LEASE, worker_id="w1")) == []
+
+
+async def test_a_cancelled_wait_ready_ends_instead_of_running_to_its_timeout(
+    broker: Broker,
+) -> None:
+    # A worker cancels its wait for work whenever a slot frees or a stop comes. A cancel that
+    # met a completed step inside the wait (Python 3.11's wait_for, docs/decisions.md 58) was
+    # lost, and the wait ran on to its timeout: a stop started its grace a second late.
+    rng = random.Random(58)
+    for _ in range(200):
+        waiter = asyncio.create_task(broker.wait_ready(["default"], LONG))
+        await asyncio.sleep(rng.uniform(0, 0.003))  # so the cancel lands at every step
+        waiter.cancel()
+        done, _ = await asyncio.wait({waiter}, timeout=BOUND)
+        assert done, "a cancelled wait_ready went on waiting"
 
 
 async def test_wait_done_returns_the_jobs_once_all_are_finished(broker: Broker) -> None:

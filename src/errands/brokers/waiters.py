@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Final
 
 from errands.job import TERMINAL_STATES, Job, JobId
+from errands.loops import raise_lost_cancel
 
 EVERYONE: Final = "*"  # a name that wakes every waiter of its kind
 
@@ -108,6 +109,7 @@ async def wait_ready(
     signal = waiters.watch_ready(queues)
     try:
         ready, due_in = await read()
+        raise_lost_cancel()
         left = timeout.total_seconds()
         if ready or left <= 0:
             return
@@ -137,6 +139,7 @@ async def wait_done(
         signal = waiters.watch(pending)
         try:
             jobs = await get(job_ids)
+            raise_lost_cancel()
             ended = {job.id for job in jobs if job.state in TERMINAL_STATES}
             stored = {job.id for job in jobs}
             left = deadline - loop.time()

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from errands.brokers.contract import Broker, Claimed, ClaimOptions, WorkerInfo
 from errands.current import request_stop
 from errands.job import JobId, Progress
+from errands.loops import raise_lost_cancel
 from errands.outcome import Cancelled, Outcome, Released
 from errands.policy import after_crash
 from errands.scheduling.scheduler import Scheduler
@@ -248,6 +249,7 @@ class Worker:
             claimed = await self._claim(broker, free)
             for one in claimed:
                 self._start(one)
+            raise_lost_cancel()  # a cancelled run() must end even if the claim lost the cancel
             if len(claimed) == free or self._claim_failures:
                 continue
             if claimed:
@@ -384,6 +386,7 @@ class Worker:
                 await self._keeper.tick()
             except Exception:  # a failed tick is retried next tick; a lease spans many ticks
                 log.exception("extending leases failed")
+            raise_lost_cancel()  # else a shutdown would wait for this loop forever
 
     def _heartbeat(self) -> WorkerInfo:
         return WorkerInfo(
