@@ -33,6 +33,7 @@ from errands.routing import EVENTS
 from errands.scheduling.schedule import Misfire, Schedule
 from errands.scheduling.schedules import Schedules
 from errands.settings import Settings
+from errands.shapes import specs_of
 from errands.task import Call, PoolName, Task, TaskOptions, default_pool
 from errands.worker.middleware import JobLog, Middleware
 
@@ -416,7 +417,7 @@ class App:
             store = self._blocking_store(calls)
             if store is None:
                 return self.portal.call(self.enqueue_many_async, calls)
-            specs = [call.spec() for call in calls]
+            specs = specs_of(calls)
             return self._handles(specs, store(specs) if specs else [])
         specs = self.portal.call(self.exchanges.specs_async, calls)
         return self._handles(specs, self._transactional().enqueue_in(connection, specs))

@@ -18,6 +18,7 @@ from errands.brokers.contract import Binding, Exchange, Topology
 from errands.errors import ExchangeNotFound, Unroutable
 from errands.job import JobSpec
 from errands.routing import EVENTS, check_binding, check_exchange, destinations
+from errands.shapes import specs_of
 
 if TYPE_CHECKING:
     from errands.app import App
@@ -117,7 +118,7 @@ class Exchanges:
         idempotency key made per queue, since keys are unique per task); Unroutable when a
         routed call matches nothing on an exchange that does not drop it."""
         if not any(call.options.exchange for call in calls):
-            return [call.spec() for call in calls]
+            return specs_of(calls)
         topology = await self.topology_async()
         specs: list[JobSpec] = []
         for call in calls:

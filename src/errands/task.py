@@ -22,13 +22,11 @@ from typing import (
     overload,
 )
 
-from errands import codec, envelope
-from errands.clock import to_ms
-from errands.enqueue_hooks import added_headers
-from errands.job import JobId, JobSpec, OnFailure, new_job_id
+from errands.job import JobId, JobSpec, OnFailure
 from errands.limits import Limit, LimitKey, Limits, key_reader, queue_key, task_key
 from errands.portal import refuse_on_loop
 from errands.retry import RetryPolicy
+from errands.shapes import Shape
 
 if TYPE_CHECKING:
     from errands.app import App
@@ -221,62 +219,16 @@ class Task(Generic[P, R]):
         A workflow step (workflow/plan.py) also gives the jobs it waits for (`after`), its
         place in the workflow and the failure policy; a step that takes the previous result
         is checked with a stand-in for it as its first argument."""
-        given = [None, *args] if workflow and workflow.get("input") != "none" else args
-        problem = self.misfit(given, kwargs)
-        if problem:
-            raise TypeError(f"arguments do not fit task {self.name}: {problem}")
-        now = self.app.clock.now()
-        scheduled_at = options.eta or (now + options.delay if options.delay else None)
-        job_id = new_job_id()
-        queue = options.queue or self.defaults.queue
-        priority = self.defaults.priority if options.priority is None else options.priority
-        max_attempts = options.max_attempts or self.defaults.max_attempts
-        result_ttl = self.defaults.result_ttl if options.result_ttl is None else options.result_ttl
-        timeout = self.defaults.timeout
-        headers = dict(options.headers) if options.headers else {}
-        if self.app.enqueue_hooks:  # tracing's traceparent; the call's own headers win
-            headers = {**added_headers(self.app.enqueue_hooks, self.name, queue, job_id), **headers}
-        payload = envelope.encode(
-            envelope.Envelope(
-                v=envelope.VERSION,
-                id=job_id,
-                task=self.name,
-                queue=queue,
-                priority=priority,
-                args=codec.to_wire(list(args)),
-                kwargs=codec.to_wire(kwargs),
-                enqueued_at=now,
-                scheduled_at=scheduled_at,
-                max_attempts=max_attempts,
-                max_crashes=self.defaults.max_crashes,
-                timeout_ms=to_ms(timeout) if timeout else None,
-                result_ttl_ms=to_ms(result_ttl),
-                idempotency_key=options.idempotency_key,
-                depends_on=list(after) or None,
-                workflow=workflow,
-                exchange=options.exchange,
-                routing_key=options.routing_key,
-                headers=headers,
-            )
-        )
-        return JobSpec(
-            id=job_id,
-            task=self.name,
-            queue=queue,
-            payload=payload,
-            priority=priority,
-            scheduled_at=scheduled_at,
-            max_attempts=max_attempts,
-            max_crashes=self.defaults.max_crashes,
-            result_ttl=result_ttl,
-            idempotency_key=options.idempotency_key,
-            depends_on=tuple(after),
-            on_failure=on_failure,
-            limits=self._limits(given, kwargs, options.limits, queue),
-            workflow_id=workflow["id"] if workflow else None,
-        )
+        shape = Shape.of(self, options)
+        return shape.spec(args, kwargs, after=after, workflow=workflow, on_failure=on_failure)
 
-    def _limits(
+    def keyed_limits(self, call: Limits | None) -> bool:
+        """Whether the limits of a call (with the call's own `call` limits) depend on its
+        arguments, through the task's `limit_key`."""
+        declared = call if self.defaults.limits is None else self.defaults.limits
+        return declared is not None and self._limit_key is not None
+
+    def limits_for(
         self, args: Sequence[Any], kwargs: dict[str, Any], call: Limits | None, queue: str
     ) -> tuple[Limit, ...]:
         """The task's (or this call's) limits under the call's key, then the queue's."""
