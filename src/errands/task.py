@@ -225,8 +225,8 @@ class Task(Generic[P, R]):
     def keyed_limits(self, call: Limits | None) -> bool:
         """Whether the limits of a call (with the call's own `call` limits) depend on its
         arguments, through the task's `limit_key`."""
-        declared = call if self.defaults.limits is None else self.defaults.limits
-        return declared is not None and self._limit_key is not None
+        declared = call is not None or self.defaults.limits is not None
+        return declared and self._limit_key is not None
 
     def limits_for(
         self, args: Sequence[Any], kwargs: dict[str, Any], call: Limits | None, queue: str
