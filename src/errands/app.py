@@ -435,12 +435,17 @@ class App:
         need the topology, and other brokers' clients live on the portal's loop."""
         if any(call.options.exchange for call in calls):
             return None
-        store = getattr(self.broker, "enqueue_many_blocking", None)
-        if store is None:
+        return self._blocking_verb("enqueue_many_blocking")
+
+    def _blocking_verb(self, name: str) -> Callable[..., Any] | None:
+        """The broker's blocking twin `name` of a verb (SQLite's run in the caller's thread),
+        once the broker is open; None if it has none, so the portal runs the async verb."""
+        verb = getattr(self.broker, name, None)
+        if verb is None:
             return None
         if not self._is_open():
             self.portal.call(self.open_async)
-        return store  # type: ignore[no-any-return]
+        return verb  # type: ignore[no-any-return]
 
     def _is_open(self) -> bool:
         opened = self._opened

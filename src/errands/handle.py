@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from errands import codec
 from errands.errors import JobFailed, JobNotFound, ResultTimeout
 from errands.job import TERMINAL_STATES, Job, JobId, JobState, Progress
+from errands.portal import refuse_on_loop
 
 if TYPE_CHECKING:
     from errands.app import App
@@ -83,7 +84,9 @@ class JobHandle(Generic[R]):
 
     def result(self, timeout: timedelta | float = timedelta(seconds=30)) -> R:
         """Blocking twin of `result_async`."""
-        return self.app.portal.call(self.result_async, timeout)
+        refuse_on_loop("result")
+        [value] = wait([self], timeout)
+        return value
 
     async def cancel_async(self) -> Job:
         """Cancel the job: at once if waiting, by request if running (see Broker.cancel)."""
@@ -107,12 +110,46 @@ async def wait_async(
     waiting = list(handles)
     if not waiting:
         return []
+    app, ids, waited = _waited_for(waiting, timeout)
+    values, late = _values(waiting, await app.call_broker(lambda b: b.wait_done(ids, waited)))
+    if late is not None:
+        raise await _timed_out(app, late, waited)
+    return values
+
+
+def wait(
+    handles: Iterable[JobHandle[R]], timeout: timedelta | float = timedelta(seconds=30)
+) -> list[R]:
+    """Blocking twin of `wait_async`."""
+    refuse_on_loop("wait")
+    waiting = list(handles)
+    if not waiting:
+        return []
+    app, ids, waited = _waited_for(waiting, timeout)
+    wait_here = app._blocking_verb("wait_done_blocking")
+    if wait_here is None:
+        return app.portal.call(wait_async, waiting, timeout)
+    values, late = _values(waiting, wait_here(ids, waited))
+    if late is not None:
+        raise app.portal.call(_timed_out, app, late, waited)
+    return values
+
+
+def _waited_for(
+    waiting: list[JobHandle[R]], timeout: timedelta | float
+) -> tuple[App, list[JobId], timedelta]:
+    """The one App of `waiting`, their distinct ids, and `timeout` as a timedelta."""
     app = waiting[0].app
     if any(handle.app is not app for handle in waiting):
         raise ValueError("wait() takes handles of one App (one broker wait for them all)")
     waited = timeout if isinstance(timeout, timedelta) else timedelta(seconds=timeout)
-    ids = list(dict.fromkeys(handle.id for handle in waiting))
-    jobs = {job.id: job for job in await app.call_broker(lambda b: b.wait_done(ids, waited))}
+    return app, list(dict.fromkeys(handle.id for handle in waiting)), waited
+
+
+def _values(waiting: list[JobHandle[R]], found: list[Job]) -> tuple[list[R], Job | None]:
+    """The values of the waited-for jobs in order, up to the first one still not ended (the
+    second item, else None); raises as a handle's result() would for a missing or failed job."""
+    jobs = {job.id: job for job in found}
     for handle in waiting:
         handle._job = jobs.get(handle.id, handle._job)  # every state current, whatever raises
     values: list[R] = []
@@ -121,19 +158,9 @@ async def wait_async(
         if job is None:
             raise JobNotFound(handle.id)
         if job.state not in TERMINAL_STATES:
-            raise await _timed_out(app, job, waited)
+            return values, job
         values.append(result_of(job))
-    return values
-
-
-def wait(
-    handles: Iterable[JobHandle[R]], timeout: timedelta | float = timedelta(seconds=30)
-) -> list[R]:
-    """Blocking twin of `wait_async`."""
-    waiting = list(handles)
-    if not waiting:
-        return []
-    return waiting[0].app.portal.call(wait_async, waiting, timeout)
+    return values, None
 
 
 async def _timed_out(app: App, job: Job, waited: timedelta) -> ResultTimeout:

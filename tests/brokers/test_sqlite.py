@@ -308,36 +308,75 @@ async def test_a_waiter_in_another_process_wakes_on_commit_well_within_a_second(
     assert statistics.median(latencies) < 0.25, latencies
 
 
-async def test_wait_done_in_one_broker_wakes_when_another_process_finishes(
-    broker: SQLiteBroker, tmp_path: Path
+FINISHER = """
+import asyncio, sys
+from datetime import timedelta
+from errands.brokers.contract import ClaimOptions
+from errands.brokers.sqlite.broker import SQLiteBroker
+from errands.outcome import Completed
+async def main():
+    broker = SQLiteBroker(sys.argv[1])
+    await broker.open()
+    options = ClaimOptions(['default'], 1, timedelta(seconds=30), worker_id='c')
+    [claimed] = await broker.claim(options)
+    await asyncio.sleep(0.3)
+    await broker.finish([Completed(claimed.lease, result=b'done')])
+    await broker.close()
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("waiter", ["wait_done", "wait_done_blocking in a thread"])
+async def test_a_result_waiter_wakes_when_another_process_finishes(
+    broker: SQLiteBroker, waiter: str
 ) -> None:
     [stored] = await broker.enqueue_many([spec()])
-    code = (
-        "import asyncio, sys\n"
-        "from datetime import timedelta\n"
-        "from errands.brokers.contract import ClaimOptions\n"
-        "from errands.brokers.sqlite.broker import SQLiteBroker\n"
-        "from errands.outcome import Completed\n"
-        "async def main():\n"
-        "    broker = SQLiteBroker(sys.argv[1])\n"
-        "    await broker.open()\n"
-        "    options = ClaimOptions(['default'], 1, timedelta(seconds=30), worker_id='c')\n"
-        "    [claimed] = await broker.claim(options)\n"
-        "    await asyncio.sleep(0.3)\n"
-        "    await broker.finish([Completed(claimed.lease, result=b'done')])\n"
-        "    await broker.close()\n"
-        "asyncio.run(main())\n"
-    )
-    child = _python(code, str(broker.path))
+    child = _python(FINISHER, str(broker.path))
     try:
         started = time.monotonic()
-        [job] = await broker.wait_done([stored.job_id], timedelta(seconds=30))
+        if waiter == "wait_done":
+            [job] = await broker.wait_done([stored.job_id], timedelta(seconds=30))
+        else:
+            waited_for = ([stored.job_id], timedelta(seconds=30))
+            [job] = await asyncio.to_thread(broker.wait_done_blocking, *waited_for)
         waited = time.monotonic() - started
         assert (job.state, job.result) == (JobState.COMPLETED, b"done")
         assert waited < 15  # the child's start-up dominates; a lost wake-up would still end by 1 s
         assert child.wait(timeout=30) == 0
     finally:
         child.kill()
+
+
+async def test_a_finish_in_this_process_wakes_a_blocking_waiter_at_once(
+    broker: SQLiteBroker,
+) -> None:
+    [stored] = await broker.enqueue_many([spec()])
+    [claimed] = await broker.claim(ClaimOptions(["default"], 1, LEASE, worker_id="w"))
+    await broker.wait_ready(["default"], timedelta(0))  # binds the socket
+    await asyncio.sleep(0.25)  # past the first re-checks after binding: now only a notice wakes
+    waiter = asyncio.create_task(
+        asyncio.to_thread(broker.wait_done_blocking, [stored.job_id], timedelta(seconds=30))
+    )
+    await asyncio.sleep(0.1)  # the thread is asleep on its signal (were it not, it would still
+    # read the finished job below: the timing, not the state, is what this test checks)
+    await broker.finish([Completed(claimed.lease, result=b"done")])
+    finished = time.monotonic()
+    [job] = await waiter
+    assert job.state is JobState.COMPLETED
+    assert time.monotonic() - finished < 0.5  # a re-check would come a full second later
+
+
+async def test_closing_the_broker_wakes_a_blocking_waiter(broker: SQLiteBroker) -> None:
+    [stored] = await broker.enqueue_many([spec()])
+    waiter = asyncio.create_task(
+        asyncio.to_thread(broker.wait_done_blocking, [stored.job_id], timedelta(seconds=30))
+    )
+    await asyncio.sleep(0.1)
+    await broker.close()
+    closed = time.monotonic()
+    [job] = await waiter
+    assert job.state is JobState.AVAILABLE
+    assert time.monotonic() - closed < 5  # not the 30 s it asked for
 
 
 async def test_closing_removes_the_wake_up_socket(broker: SQLiteBroker) -> None:

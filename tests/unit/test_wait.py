@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +26,16 @@ class CountingBroker(MemoryBroker):
     async def wait_done(self, job_ids: Sequence[JobId], timeout: timedelta) -> list[Job]:
         self.waits.append(list(job_ids))
         return await super().wait_done(job_ids, timeout)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[errands.App]:
+    """An App on the memory broker (whose blocking wait runs on the portal) and on a SQLite
+    file (whose blocking wait runs in the calling thread)."""
+    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'wait.db'}"
+    made = errands.App(url)
+    yield made
+    made.close()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ between processes.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -100,6 +101,7 @@ class SQLiteBroker:
         #: Queues whose rows this process has seen committed (rows are never deleted).
         self._queues: set[str] = set()
         self._opened = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # where it was opened
 
     @classmethod
     def from_url(cls, url: str, *, clock: Clock) -> SQLiteBroker:
@@ -122,7 +124,7 @@ class SQLiteBroker:
         """Create the file if needed and apply pending migrations; idempotent."""
         if not self._opened:
             await self.migrate()
-            self._opened = True
+            self._opened, self._loop = True, asyncio.get_running_loop()
 
     async def close(self) -> None:
         """Close the connections and the wake-up socket; idempotent. Nothing stored is lost."""
@@ -247,6 +249,26 @@ class SQLiteBroker:
             await self._wakeup.wait(signal, left)
             if not self._opened:
                 return jobs
+
+    def wait_done_blocking(self, job_ids: Sequence[JobId], timeout: timedelta) -> list[Job]:
+        """`wait_done` for a blocking caller of an opened broker, in the caller's thread: it
+        reads the jobs there and sleeps until a DONE notice, with no hop to an event loop or
+        the reader thread (the loop the broker was opened on reads the wake-up socket)."""
+        deadline = time.monotonic() + timeout.total_seconds()
+        if not self._wakeup.listening and self._loop is not None:
+            asyncio.run_coroutine_threadsafe(self._listen(), self._loop).result()
+        while True:
+            signal = self._wakeup.thread_signal(DONE)
+            jobs = jobs_from_rows(self._db.read_here(reads.jobs_by_ids, job_ids))
+            left = deadline - time.monotonic()
+            if left <= 0 or all(job.state in TERMINAL_STATES for job in jobs):
+                return jobs
+            self._wakeup.wait_in_thread(signal, left)
+            if not self._opened:
+                return jobs
+
+    async def _listen(self) -> None:
+        self._wakeup.listen()
 
     # -- maintenance ---------------------------------------------------------------------------
 

@@ -244,9 +244,7 @@ class Database:
     ) -> T:
         """Like `write`, run in the calling thread (for blocking callers): the same
         connection and transaction, without the hops to the writer thread and back."""
-        self.calls += 1
-        if self._pid != os.getpid():
-            self._after_fork()
+        self._count_call()
         return self._writer.run_here(self._in_mode, self.synchronous, work, *args, **kwargs)
 
     async def write_lightly(
@@ -267,9 +265,7 @@ class Database:
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        self.calls += 1
-        if self._pid != os.getpid():
-            self._after_fork()
+        self._count_call()
         return await self._writer.run(self._in_mode, mode, work, *args, **kwargs)
 
     def _in_mode(
@@ -293,10 +289,24 @@ class Database:
         **kwargs: P.kwargs,
     ) -> T:
         """Run `work` in one read transaction (a consistent snapshot) on the reader thread."""
+        self._count_call()
+        return await self._reader.run(self._transaction, "BEGIN", work, *args, **kwargs)
+
+    def read_here(
+        self,
+        work: Callable[Concatenate[sqlite3.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Like `read`, run in the calling thread (for blocking callers), without the hops to
+        the reader thread and back."""
+        self._count_call()
+        return self._reader.run_here(self._transaction, "BEGIN", work, *args, **kwargs)
+
+    def _count_call(self) -> None:
         self.calls += 1
         if self._pid != os.getpid():
             self._after_fork()
-        return await self._reader.run(self._transaction, "BEGIN", work, *args, **kwargs)
 
     def _after_fork(self) -> None:
         # The threads stayed in the parent, and SQLite forbids using (or even closing, which

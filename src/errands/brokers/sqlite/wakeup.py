@@ -46,6 +46,9 @@ class Wakeup:
         self.sent = 0  # datagrams sent, for benchmarks
         self._signals: dict[bytes, asyncio.Event] = {}
         self._signals_loop: asyncio.AbstractEventLoop | None = None
+        #: The same for waiters blocking in their own threads (a result() of a blocking caller).
+        self._thread_signals: dict[bytes, threading.Event] = {}
+        self._thread_signals_lock = threading.Lock()
         self._receiver: socket.socket | None = None
         self._own: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -74,15 +77,39 @@ class Wakeup:
 
         Call listen() first, before reading the database, so no notice falls in between.
         """
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._capped(timeout)):
+                await event.wait()
+            return True
+        return False
+
+    def thread_signal(self, kind: bytes) -> threading.Event:
+        """`signal` for a waiter blocking in its own thread: the threading.Event the next
+        `kind` notice sets. The socket must be listened to on some loop of this process."""
+        with self._thread_signals_lock:
+            event = self._thread_signals.get(kind)
+            if event is None:
+                event = self._thread_signals[kind] = threading.Event()
+            return event
+
+    def wait_in_thread(self, event: threading.Event, timeout: float) -> bool:
+        """`wait` for a thread_signal, blocking the calling thread; True if it fired."""
+        return event.wait(self._capped(timeout))
+
+    def _capped(self, timeout: float) -> float:
         # Senders list the sockets at most every REFRESH seconds, so right after binding ours
         # a notice may still miss it: re-check soon rather than after a full RECHECK.
         settled = self._bound_at + 2 * REFRESH - time.monotonic()
         cap = RECHECK if settled <= 0 else min(RECHECK, settled)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(max(0.0, min(timeout, cap))):
-                await event.wait()
-            return True
-        return False
+        return max(0.0, min(timeout, cap))
+
+    @property
+    def listening(self) -> bool:
+        """True when this process's socket is read by a loop (or cannot be, so waiters rely
+        on their re-checks)."""
+        return self._pid == os.getpid() and (
+            self._receiver is not None or self._bound_at == float("inf")
+        )
 
     def listen(self) -> None:
         """Bind this process's socket and read it on the running loop; idempotent."""
@@ -127,6 +154,7 @@ class Wakeup:
             self._sender.close()
         self._receiver = self._sender = self._own = self._loop = None
         self._signals, self._bound_at, self._pid = {}, float("-inf"), os.getpid()
+        self._thread_signals, self._thread_signals_lock = {}, threading.Lock()
         self._listed_at = float("-inf")
         self._sending = threading.Lock()  # the parent's may have been held by another thread
 
@@ -188,6 +216,7 @@ class Wakeup:
         if loop is not None and any(bytes((kind,)) in self._signals for kind in kinds):
             with contextlib.suppress(RuntimeError):  # a closed loop has no waiter left
                 loop.call_soon_threadsafe(self._wake_here, kinds)
+        self._wake_threads(kinds)
         self._send(kinds)
 
     def _wake_here(self, kinds: bytes) -> None:
@@ -195,6 +224,16 @@ class Wakeup:
             event = self._signals.pop(bytes((kind,)), None)
             if event is not None:
                 event.set()  # its waiters wake; the next signal() makes a fresh event
+        self._wake_threads(kinds)
+
+    def _wake_threads(self, kinds: bytes) -> None:
+        if not self._thread_signals:
+            return
+        with self._thread_signals_lock:
+            for kind in kinds:
+                event = self._thread_signals.pop(bytes((kind,)), None)
+                if event is not None:
+                    event.set()
 
     def _send(self, kinds: bytes) -> None:
         with self._sending:  # the loop's thread and blocking producers' threads
@@ -263,3 +302,7 @@ class Wakeup:
         for event in self._signals.values():
             event.set()  # nobody may sleep on a closed broker
         self._signals.clear()
+        with self._thread_signals_lock:
+            for thread_event in self._thread_signals.values():
+                thread_event.set()
+            self._thread_signals.clear()
