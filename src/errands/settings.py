@@ -42,8 +42,9 @@ class Settings:
     #: are logged whatever this says); ERRANDS_LOG_JOBS=0 turns it off.
     log_jobs: bool = True
     #: Process pool: jobs claimed ahead per child (leased, waiting in the worker process), so
-    #: children never wait for a claim and claims and finishes come in batches.
-    prefetch: int = 4
+    #: children never wait for a claim and claims and finishes come in batches; no more than a
+    #: child starts within 0.1 s at the recent pace (prefetch.py), so only quick jobs get all.
+    prefetch: int = 16
     #: Process pool: the hard limit is the task's timeout plus this; then the child is killed.
     hard_timeout_margin: timedelta = timedelta(seconds=5)
 

@@ -104,7 +104,7 @@ class QueueList(_QueuesType):
 @click.option(
     "--prefetch",
     type=click.IntRange(min=0),
-    help="Process pool: jobs claimed ahead per child.  [default: 4, ERRANDS_PREFETCH]",
+    help="Process pool: jobs claimed ahead per child.  [default: 16, ERRANDS_PREFETCH]",
 )
 @click.option(
     "--max-jobs-per-child",
