@@ -366,17 +366,19 @@ async def test_a_finish_in_this_process_wakes_a_blocking_waiter_at_once(
     assert time.monotonic() - finished < 0.5  # a re-check would come a full second later
 
 
-async def test_closing_the_broker_wakes_a_blocking_waiter(broker: SQLiteBroker) -> None:
+async def test_closing_the_broker_wakes_a_blocking_waiter_at_once(broker: SQLiteBroker) -> None:
     [stored] = await broker.enqueue_many([spec()])
+    await broker.wait_ready(["nothing-here"], timedelta(0))  # binds the socket
+    await asyncio.sleep(0.25)  # past the first re-checks after binding: now only a notice wakes
     waiter = asyncio.create_task(
         asyncio.to_thread(broker.wait_done_blocking, [stored.job_id], timedelta(seconds=30))
     )
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # the thread is asleep on its signal
     await broker.close()
     closed = time.monotonic()
     [job] = await waiter
     assert job.state is JobState.AVAILABLE
-    assert time.monotonic() - closed < 5  # not the 30 s it asked for
+    assert time.monotonic() - closed < 0.5  # a re-check would come a full second later
 
 
 async def test_closing_removes_the_wake_up_socket(broker: SQLiteBroker) -> None:
